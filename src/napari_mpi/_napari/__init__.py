@@ -1,0 +1,1 @@
+"""napari integration: every napari and Qt import of the project lives in this package."""

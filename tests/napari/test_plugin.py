@@ -1,0 +1,104 @@
+"""Reader, writer and sample data inside a real napari viewer (run under Xvfb)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import napari_mpi as nm
+from mdf_factory import Layout, write_mdf_file
+from napari_mpi._napari.reader import napari_get_reader
+
+pytestmark = pytest.mark.gui
+
+
+def test_reader_rejects_non_mdf_hdf5(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as h5:
+        h5["x"] = np.arange(4)
+    assert napari_get_reader(str(path)) is None
+    assert napari_get_reader(str(tmp_path / "image.tif")) is None
+
+
+def test_open_real_calibration_in_viewer(make_napari_viewer, shared_mdf):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(shared_mdf / "systemMatrix.mdf"), plugin="napari-mpi")
+    assert len(layers) == 1
+    layer = layers[0]
+    sm = layer.metadata["system_matrix"]
+    assert isinstance(sm, nm.SystemMatrix)
+    assert layer.data.shape == (77, 1, 9)  # rows, y, x (z of one voxel dropped)
+    np.testing.assert_allclose(layer.data, np.abs(sm.patterns()[:, 0]), rtol=1e-6)
+    # mm: voxel 10 mm along x, first voxel centre at 156 - 45 + 5 mm
+    np.testing.assert_allclose(layer.scale, [1, 1, 10])
+    np.testing.assert_allclose(layer.translate, [0, -11.2, 116.0])
+    assert layer.metadata["row_labels"][1].startswith("channel 0, 25.699 kHz")
+
+
+def test_open_measurement_and_reconstruction(make_napari_viewer, tmp_path):
+    meas = write_mdf_file(tmp_path / "meas.mdf", Layout(kind="measurement", frames=4))
+    img = nm.MPIImage(
+        np.random.default_rng(0).random((1, 1, 6, 8)), fov=[0.001, 0.012, 0.016], center=[0, 0, 0]
+    )
+    reco = nm.write_mdf(tmp_path / "reco.mdf", img)
+    viewer = make_napari_viewer()
+    (spectra,) = viewer.open(str(meas.path), plugin="napari-mpi")
+    assert spectra.data.shape == (2, 4, 17)  # channel, frame, frequency
+    np.testing.assert_allclose(spectra.metadata["spectra"], meas.spectra[:, 0], rtol=1e-5)
+    (image,) = viewer.open(str(reco), plugin="napari-mpi")
+    np.testing.assert_allclose(image.data, img.data[0, 0])
+    np.testing.assert_allclose(image.scale, [2, 2])
+    np.testing.assert_allclose(image.translate, [-5, -7])
+
+
+def test_writer_saves_image_layer_as_reconstruction(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    data = np.random.default_rng(1).random((5, 7)).astype(np.float32)
+    layer = viewer.add_image(data, scale=(2.0, 3.0), translate=(-4.0, 1.5), name="phantom")
+    target = tmp_path / "saved.mdf"
+    written = layer.save(str(target), plugin="napari-mpi")
+    assert written == [str(target)]
+    with nm.read_mdf(target) as f:
+        back = f.image()
+    np.testing.assert_array_equal(back.data[0, 0], data)
+    np.testing.assert_allclose(back.voxel_size[1:], [0.002, 0.003])
+    np.testing.assert_allclose(back.grid.translate_mm[1:], [-4.0, 1.5])
+    # saving again must not replace the file
+    before = target.read_bytes()
+    with pytest.raises(Exception, match="exists"):
+        layer.save(str(target), plugin="napari-mpi")
+    assert target.read_bytes() == before
+
+
+def test_reader_writer_round_trip_keeps_geometry(make_napari_viewer, tmp_path):
+    img = nm.MPIImage(
+        np.random.default_rng(2).random((3, 2, 4, 5)), fov=[0.004, 0.008, 0.01], center=[1e-3, 0, 0]
+    )
+    src = nm.write_mdf(tmp_path / "src.mdf", img)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(src), plugin="napari-mpi")
+    layer.save(str(tmp_path / "copy.mdf"), plugin="napari-mpi")
+    with nm.read_mdf(tmp_path / "copy.mdf") as f:
+        back = f.image()
+    np.testing.assert_array_equal(back.data, img.data)
+    np.testing.assert_allclose(back.center, img.center)
+    np.testing.assert_allclose(back.fov, img.fov)
+
+
+def test_sample_data_offline(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-mpi", "calibration-2d")
+    assert len(layers) == 1
+    layer = layers[0]
+    sm = layer.metadata["system_matrix"]
+    assert layer.data.shape == (sm.num_rows, 15, 15)
+    np.testing.assert_allclose(layer.scale[1:], [1.6, 1.6])
+    np.testing.assert_allclose(layer.translate[1:], [-11.2, -11.2])
+
+
+def test_metadata_only_file_gives_clear_error(make_napari_viewer, shared_mdf):
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match="metadata-only"):
+        viewer.open(str(shared_mdf / "tmp.mdf"), plugin="napari-mpi")
+    assert len(viewer.layers) == 0

@@ -1,0 +1,76 @@
+"""The napari-mpi command line: info, demo, and clean failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from mdf_factory import Layout, write_mdf_file
+from napari_mpi.cli import main
+
+INFO_KEYS = {
+    "kind",
+    "version",
+    "frames",
+    "background_frames",
+    "channels",
+    "frequencies",
+    "grid_xyz",
+    "fov_m_xyz",
+    "center_m_xyz",
+}
+
+
+def test_info_json_real_calibration(shared_mdf, capsys):
+    assert main(["info", str(shared_mdf / "systemMatrix.mdf"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert INFO_KEYS <= set(out)
+    assert out["kind"] == "calibration" and out["version"] == "2.0"
+    assert out["frames"] == 9 and out["background_frames"] == 0
+    assert out["channels"] == 1 and out["frequencies"] == 77
+    assert out["grid_xyz"] == [9, 1, 1]
+    np.testing.assert_allclose(out["fov_m_xyz"], [0.09, 0.001, 0.001])
+    np.testing.assert_allclose(out["center_m_xyz"], [0.156, -0.0112, 0.071])
+
+
+def test_info_json_selection_and_background(tmp_path, capsys):
+    lay = Layout(fast=True, background=3, selection=np.array([1, 4, 6]), channels=3)
+    truth = write_mdf_file(tmp_path / "cal.mdf", lay)
+    assert main(["info", str(truth.path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["frames"], out["background_frames"]) == (15, 3)
+    assert (out["channels"], out["frequencies"]) == (3, 3)
+    assert out["grid_xyz"] == list(lay.grid_xyz)
+
+
+def test_info_text_metadata_only(shared_mdf, capsys):
+    assert main(["info", str(shared_mdf / "tmp.mdf")]) == 0
+    text = capsys.readouterr().out
+    assert "metadata" in text and "TestSimpleSimulatedScanner" in text
+
+
+def test_bad_files_give_one_line_and_nonzero_exit(tmp_path):
+    not_hdf5 = tmp_path / "bad.mdf"
+    not_hdf5.write_text("garbage")
+    for path in (not_hdf5, tmp_path / "missing.mdf"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "napari_mpi.cli", "info", str(path), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert str(path) in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--grid", "9", "7"]) == 0
+    text = capsys.readouterr().out
+    assert "read back identical: True" in text
+    assert (tmp_path / "calibration.mdf").exists()

@@ -1,0 +1,44 @@
+"""Packaging: the manifest ships inside the package, the core stays free of napari and Qt."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata, resources
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_is_shipped_and_registered():
+    eps = metadata.entry_points(group="napari.manifest")
+    ours = [ep for ep in eps if ep.value == "napari_mpi:napari.yaml"]
+    assert ours, "napari.manifest entry point missing"
+    shipped = resources.files("napari_mpi").joinpath("napari.yaml").read_text()
+    assert shipped == (REPO / "napari.yaml").read_text()
+
+
+def test_core_import_pulls_no_gui_or_torch():
+    code = (
+        "import sys, napari_mpi, napari_mpi.io, napari_mpi.simulation, napari_mpi.cli;"
+        "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui', 'torch') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_napari_imports_only_in_napari_subpackage():
+    src = REPO / "src" / "napari_mpi"
+    offenders = []
+    for path in src.rglob("*.py"):
+        if "_napari" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import ", "from ")) and any(
+                f" {mod}" in stripped or f" {mod}." in stripped
+                for mod in ("napari", "qtpy", "magicgui", "PyQt6", "superqt")
+            ):
+                offenders.append(f"{path}: {stripped}")
+    assert not offenders, offenders
