@@ -271,6 +271,8 @@ def test_real_metadata_only_file(shared_mdf):
     np.testing.assert_allclose(acq.drive_frequencies, [25e3])
     assert meta["scanner"]["topology"] == "FFL"
     assert meta["acquisition"]["drivefield"]["waveform"] == [["sine"]]
+    assert meta["drivefield"]["baseFrequency"] == 125e6
+    assert meta["receiver"]["numSamplingPoints"] == 625
     assert meta["experiment"]["subject"] == "Phantom of the Opera"
 
 

@@ -24,8 +24,8 @@ def test_reader_rejects_non_mdf_hdf5(tmp_path):
 def test_open_real_calibration_in_viewer(make_napari_viewer, shared_mdf):
     viewer = make_napari_viewer()
     layers = viewer.open(str(shared_mdf / "systemMatrix.mdf"), plugin="napari-mpi")
-    assert len(layers) == 1
-    layer = layers[0]
+    assert [type(la).__name__ for la in layers] == ["Image", "Points"]
+    layer, labels = layers
     sm = layer.metadata["system_matrix"]
     assert isinstance(sm, nm.SystemMatrix)
     assert layer.data.shape == (77, 1, 9)  # rows, y, x (z of one voxel dropped)
@@ -34,6 +34,10 @@ def test_open_real_calibration_in_viewer(make_napari_viewer, shared_mdf):
     np.testing.assert_allclose(layer.scale, [1, 1, 10])
     np.testing.assert_allclose(layer.translate, [0, -11.2, 116.0])
     assert layer.metadata["row_labels"][1].startswith("channel 0, 25.699 kHz")
+    # one label per row slice, shown as text at the FOV corner
+    assert labels.data.shape == (77, 3)
+    np.testing.assert_array_equal(labels.data[:, 0], np.arange(77))
+    assert list(labels.text.values) == layer.metadata["row_labels"]
 
 
 def test_open_measurement_and_reconstruction(make_napari_viewer, tmp_path):
@@ -89,7 +93,7 @@ def test_reader_writer_round_trip_keeps_geometry(make_napari_viewer, tmp_path):
 def test_sample_data_offline(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-mpi", "calibration-2d")
-    assert len(layers) == 1
+    assert len(layers) == 2
     layer = layers[0]
     sm = layer.metadata["system_matrix"]
     assert layer.data.shape == (sm.num_rows, 15, 15)

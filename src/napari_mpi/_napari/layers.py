@@ -47,6 +47,32 @@ def system_matrix_layer(sm: SystemMatrix, name: str) -> LayerData:
     return data.astype(np.float32), kwargs, "image"
 
 
+def row_label_layer(sm: SystemMatrix, name: str) -> LayerData:
+    """A Points layer whose text shows, on each row slice, that row's channel and frequency.
+
+    One invisible point per row sits at the upper-left corner of the field of view, so the
+    label follows the row slider of :func:`system_matrix_layer`.
+    """
+    _, scale, translate, names = _spatial(sm.grid)
+    n_spatial = len(names)
+    corner = np.asarray(translate) - np.asarray(scale) / 2  # upper-left voxel edge (mm)
+    coords = np.zeros((sm.num_rows, 1 + n_spatial))
+    coords[:, 0] = np.arange(sm.num_rows)
+    coords[:, 1:] = corner
+    kwargs = {
+        "name": name,
+        "features": {"label": sm.row_labels()},
+        "text": {"string": "{label}", "anchor": "upper_left", "color": "white", "size": 10},
+        "size": 0.0,
+        "face_color": "transparent",
+        "border_width": 0.0,
+        "axis_labels": ("row", *names),
+        "units": ("pixel", *(["mm"] * n_spatial)),
+        "metadata": {"kind": "row_labels"},
+    }
+    return coords, kwargs, "points"
+
+
 def spectra_layer(
     spectra: np.ndarray, frequencies: np.ndarray, name: str, metadata: dict | None = None
 ) -> LayerData:

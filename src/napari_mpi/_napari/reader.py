@@ -6,7 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..io import MDFFile, is_mdf, read_mdf
-from .layers import LayerData, image_layer, spectra_layer, system_matrix_layer
+from .layers import (
+    LayerData,
+    image_layer,
+    row_label_layer,
+    spectra_layer,
+    system_matrix_layer,
+)
 
 _EXTENSIONS = (".mdf", ".h5", ".hdf5")
 
@@ -27,7 +33,10 @@ def layers_from_file(f: MDFFile) -> list[LayerData]:
     stem = Path(f.path).stem
     if f.kind == "calibration":
         sm = f.system_matrix()
-        return [system_matrix_layer(sm, f"{stem} system matrix")]
+        return [
+            system_matrix_layer(sm, f"{stem} system matrix"),
+            row_label_layer(sm, f"{stem} row labels"),
+        ]
     if f.kind == "measurement":
         spectra = f.spectra(background_correction=False)[:, 0]
         meta = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..grid import Grid
 from ..simulation import get_preset, simulate_system_matrix
-from .layers import LayerData, system_matrix_layer
+from .layers import LayerData, row_label_layer, system_matrix_layer
 
 
 def sample_calibration_2d() -> list[LayerData]:
@@ -13,4 +13,5 @@ def sample_calibration_2d() -> list[LayerData]:
     fov = scanner.fov
     grid = Grid((1, 15, 15), fov=(0.0, fov[1], fov[0]), center=(0.0, 0.0, 0.0))
     sm = simulate_system_matrix(scanner, grid)
-    return [system_matrix_layer(sm, "preclinical-2d system matrix (simulated)")]
+    name = "preclinical-2d system matrix (simulated)"
+    return [system_matrix_layer(sm, name), row_label_layer(sm, "preclinical-2d row labels")]

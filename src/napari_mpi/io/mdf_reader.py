@@ -162,7 +162,8 @@ class MDFFile:
         """Study, experiment, tracer, scanner and acquisition fields as plain Python values.
 
         The keys are the MDF group names; ``acquisition`` holds ``drivefield`` and ``receiver``
-        sub-dictionaries. Root fields (``uuid``, ``time``) are under ``"file"``.
+        sub-dictionaries, also available as the top-level keys ``"drivefield"`` and
+        ``"receiver"``. Root fields (``uuid``, ``time``) are under ``"file"``.
         """
         if self._metadata is None:
             meta: dict = {g: self._f.group_contents(g) for g in _METADATA_GROUPS}
@@ -171,6 +172,9 @@ class MDFFile:
                 if self._f.has(name):
                     root[name] = self._f.string(name)
             meta["file"] = root
+            # drive field and receiver are sub-groups of acquisition; offer them at the top too
+            meta["drivefield"] = meta["acquisition"].get("drivefield", {})
+            meta["receiver"] = meta["acquisition"].get("receiver", {})
             self._metadata = meta
         return self._metadata
 
