@@ -1,0 +1,40 @@
+"""Long work as generators: they yield :class:`Progress` and return their result.
+
+The CLI progress bar, the napari thread workers and the tests all drive the same generators;
+a consumer can stop the work at any ``yield`` by closing the generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a long computation."""
+
+    done: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Share of the work done, 0 to 1."""
+        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+def run(
+    work: Generator[Progress, None, T], callback: Callable[[Progress], object] | None = None
+) -> T:
+    """Drive a progress generator to the end and return its result."""
+    while True:
+        try:
+            step = next(work)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(step)
