@@ -15,3 +15,11 @@ def shared_mdf() -> Path:
     if not MDF_DATA.is_dir():
         pytest.fail(f"{MDF_DATA} is missing: clone the project with ../shared beside it")
     return MDF_DATA
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared data folder (MNIST, VesselMNIST3D, MDF files) beside the checkout."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: clone the project with ../shared beside it")
+    return SHARED_DATA

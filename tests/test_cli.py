@@ -70,7 +70,10 @@ def test_bad_files_give_one_line_and_nonzero_exit(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--grid", "9", "7"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--grid", "9", "7", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "read back identical: True" in text
-    assert (tmp_path / "calibration.mdf").exists()
+    for name in ("calibration.mdf", "measurement.mdf", "xspace_native.mdf"):
+        assert (tmp_path / name).exists()
+    measured = float(text.split("measured ")[1].split(" dB")[0])
+    assert abs(measured - 30) < 0.3

@@ -106,3 +106,14 @@ def test_metadata_only_file_gives_clear_error(make_napari_viewer, shared_mdf):
     with pytest.raises(Exception, match="metadata-only"):
         viewer.open(str(shared_mdf / "tmp.mdf"), plugin="napari-mpi")
     assert len(viewer.layers) == 0
+
+
+def test_2d_and_3d_examples(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers2 = viewer.open_sample("napari-mpi", "example-2d")
+    assert layers2[0].name == "example-2d phantom"
+    np.testing.assert_allclose(layers2[0].scale, [24 / 95, 24 / 95])
+    layers3 = viewer.open_sample("napari-mpi", "example-3d")
+    phantom, scan = layers3
+    assert phantom.data.shape == scan.data.shape == (16, 32, 32)
+    np.testing.assert_allclose(phantom.scale, [0.75, 0.75, 0.75])

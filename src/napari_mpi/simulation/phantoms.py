@@ -9,6 +9,7 @@ A phantom can also be named by a SPEC string (see :func:`make_phantom`), as the 
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -258,8 +259,12 @@ def load_npz_images(path: str | Path, key: str | None = None) -> np.ndarray:
             if key not in keys:
                 raise ValueError(f"phantom file {path}: no array '{key}', found {keys}")
             images = np.asarray(npz[key])
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"phantom file {path}: not a readable .npz ({exc})") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        if str(exc).startswith(f"phantom file {path}"):
+            raise
+        raise ValueError(
+            f"phantom file {path}: not a readable .npz of numeric arrays ({type(exc).__name__})"
+        ) from None
     if images.ndim not in (3, 4) or images.dtype.kind not in "iufb":
         raise ValueError(
             f"phantom file {path}: array '{key}' must be numeric (n, h, w) or (n, d, h, w), "

@@ -1,0 +1,247 @@
+"""The Simulation dock widget: scanner preset, phantom, noise -> phantom, system-matrix,
+measurement and x-space layers, computed in a thread worker with progress and cancel."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from ..progress import Progress
+from ..simulation import (
+    PRESETS,
+    get_preset,
+    iter_measurement,
+    iter_system_matrix,
+    layered_scan,
+    native_image,
+    scanner_grid,
+)
+from ..simulation.phantoms import make_phantom
+from . import _workers
+from .layers import image_layer, row_label_layer, spectra_layer, system_matrix_layer
+from .writer import image_from_layer_data
+
+if TYPE_CHECKING:
+    import napari
+
+_FROM_LAYER = "(image layer)"
+_PHANTOM_EXAMPLES = {
+    "two points": "two-points:gap=6,diameter=1.5",
+    "two tubes": "two-tubes:gap=2",
+    "shape (cone)": "shape",
+    "resolution": "resolution",
+    "concentration": "concentration",
+    "strokes (digit-like)": "strokes:seed=0",
+    "vessels": "vessels:seed=0",
+}
+
+
+class SimulationWidget(Container):
+    """Simulate a scanner's system matrix and a noisy measurement of a phantom."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = viewer
+        self.preset = ComboBox(
+            label="scanner preset", choices=sorted(PRESETS), value="preclinical-2d"
+        )
+        self.nx = SpinBox(label="voxels x", value=19, min=1, max=256)
+        self.ny = SpinBox(label="voxels y", value=19, min=1, max=256)
+        self.nz = SpinBox(label="voxels z", value=1, min=1, max=256)
+        self.phantom_kind = ComboBox(
+            label="phantom", choices=[*_PHANTOM_EXAMPLES, _FROM_LAYER], value="two points"
+        )
+        self.phantom_spec = LineEdit(label="phantom SPEC", value=_PHANTOM_EXAMPLES["two points"])
+        self.phantom_layer = ComboBox(label="phantom layer", choices=self._image_layers)
+        self.snr = FloatSpinBox(label="SNR (dB)", value=30.0, min=-20.0, max=120.0, step=1.0)
+        self.frames = SpinBox(label="frames", value=1, min=1, max=10000)
+        self.background = SpinBox(label="background frames", value=0, min=0, max=10000)
+        self.subvoxels = SpinBox(label="sub-voxels per axis", value=1, min=1, max=8)
+        self.want_sm = CheckBox(label="system-matrix layer", value=True)
+        self.want_xspace = CheckBox(label="x-space native image", value=False)
+        self.run_button = PushButton(text="Simulate")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, min=0, max=100)
+        self.status = Label(label="status", value="idle")
+        self.extend(
+            [
+                self.preset, self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec,
+                self.phantom_layer, self.snr, self.frames, self.background, self.subvoxels,
+                self.want_sm, self.want_xspace, self.run_button, self.cancel_button,
+                self.progress, self.status,
+            ]
+        )  # fmt: skip
+        self.preset.changed.connect(self._on_preset)
+        self.phantom_kind.changed.connect(self._on_phantom_kind)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        viewer.layers.events.inserted.connect(lambda _: self.phantom_layer.reset_choices())
+        viewer.layers.events.removed.connect(lambda _: self.phantom_layer.reset_choices())
+        self.worker = None
+        self.state = "idle"  # idle, running, done, cancelled, failed
+        self._on_preset(self.preset.value)
+        self._on_phantom_kind(self.phantom_kind.value)
+
+    # -- choices ------------------------------------------------------------------------------
+    def _image_layers(self, _widget=None) -> list:
+        from napari.layers import Image
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _on_preset(self, name: str) -> None:
+        scanner = get_preset(name)
+        self.nz.enabled = scanner.num_drive_channels >= 3
+        self.ny.enabled = scanner.num_drive_channels >= 2
+        if scanner.num_drive_channels < 3:
+            self.nz.value = 1
+
+    def _on_phantom_kind(self, kind: str) -> None:
+        from_layer = kind == _FROM_LAYER
+        self.phantom_layer.visible = from_layer
+        self.phantom_spec.visible = not from_layer
+        if not from_layer:
+            self.phantom_spec.value = _PHANTOM_EXAMPLES[kind]
+
+    # -- running ------------------------------------------------------------------------------
+    def _grid(self, scanner):
+        sizes = [self.nx.value, self.ny.value, self.nz.value][: scanner.num_drive_channels]
+        return scanner_grid(scanner, tuple(sizes))
+
+    def _phantom(self, grid):
+        if self.phantom_kind.value == _FROM_LAYER:
+            layer = self.phantom_layer.value
+            if layer is None:
+                raise ValueError("phantom layer: choose an image layer (none is open)")
+            return image_from_layer_data(layer.data, layer.as_layer_data_tuple()[1])
+        return make_phantom(self.phantom_spec.value, grid)
+
+    def _work(self, scanner, grid, phantom, params):
+        sm = yield from iter_system_matrix(scanner, grid, subvoxels=params["subvoxels"])
+        meas = yield from iter_measurement(
+            sm,
+            phantom,
+            params["snr"],
+            frames=params["frames"],
+            background_frames=params["background"],
+            seed=0,
+        )
+        xspace = None
+        if params["xspace"]:
+            yield Progress(0, 1, "x-space image")
+            if grid.shape[0] > 1:
+                xspace = layered_scan(meas.phantom)
+            else:
+                xspace = native_image(meas.phantom, scanner.gradient)
+            yield Progress(1, 1, "x-space image")
+        return {"system_matrix": sm, "measurement": meas, "xspace": xspace, "scanner": scanner}
+
+    def start(self) -> None:
+        """Read the parameters and start the simulation (errors go to the status line)."""
+        if self.state == "running":
+            return
+        try:
+            scanner = get_preset(self.preset.value)
+            grid = self._grid(scanner)
+            phantom = self._phantom(grid)
+        except ValueError as exc:
+            self._fail(exc)
+            return
+        params = {
+            "snr": float(self.snr.value),
+            "frames": int(self.frames.value),
+            "background": int(self.background.value),
+            "subvoxels": int(self.subvoxels.value),
+            "xspace": bool(self.want_xspace.value),
+        }
+        self._set_running(True)
+        self.worker = _workers.start(
+            lambda: self._work(scanner, grid, phantom, params),
+            self._on_progress,
+            self._on_done,
+            self._fail,
+            self._on_finished,
+        )
+
+    def cancel(self) -> None:
+        """Stop the running simulation at its next progress step; nothing is added."""
+        if self.worker is not None and self.state == "running":
+            self.state = "cancelled"
+            self.status.value = "cancelling..."
+            self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        if running:
+            self.state = "running"
+            self.progress.value = 0
+            self.status.value = "running"
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _on_progress(self, step: Progress) -> None:
+        self.progress.value = int(100 * step.fraction)
+        self.status.value = f"{step.message} ({step.done}/{step.total})"
+
+    def _on_done(self, result: dict) -> None:
+        if self.state == "cancelled":
+            return
+        self.add_layers(result)
+        self.state = "done"
+        meas = result["measurement"]
+        self.status.value = (
+            f"done: {result['system_matrix'].num_rows} rows, {meas.data.shape[0]} frame(s) at "
+            f"{meas.snr_db:g} dB"
+        )
+
+    def _fail(self, exc: Exception) -> None:
+        self.state = "failed"
+        self.status.value = f"error: {exc}"
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-mpi simulation: {exc}")
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+        if self.state == "cancelled":
+            self.status.value = "cancelled"
+        self.worker = None
+
+    def _add(self, layer_data) -> object:
+        from napari.layers import Layer
+
+        layer = Layer.create(*layer_data)
+        self.viewer.add_layer(layer)
+        return layer
+
+    def add_layers(self, result: dict) -> list:
+        """Add the phantom, system-matrix, measurement and x-space layers of a result."""
+        sm, meas, scanner = result["system_matrix"], result["measurement"], result["scanner"]
+        tag = scanner.name
+        added = [self._add(image_layer(meas.phantom, f"{tag} phantom"))]
+        if self.want_sm.value:
+            added.append(self._add(system_matrix_layer(sm, f"{tag} system matrix")))
+            added.append(self._add(row_label_layer(sm, f"{tag} row labels")))
+        channels = np.unique(sm.channels)
+        bins = np.unique(sm.frequency_indices)
+        spectra = np.zeros((meas.data.shape[0], channels.size, bins.size), dtype=np.complex64)
+        rows_c = np.searchsorted(channels, sm.channels)
+        rows_k = np.searchsorted(bins, sm.frequency_indices)
+        spectra[:, rows_c, rows_k] = meas.data
+        freqs = sm.acquisition.frequencies[bins]
+        meta = {"simulated_measurement": meas, "snr_db": meas.snr_db}
+        name = f"{tag} measurement ({meas.snr_db:g} dB)"
+        added.append(self._add(spectra_layer(spectra, freqs, name, meta)))
+        if result.get("xspace") is not None:
+            added.append(self._add(image_layer(result["xspace"], f"{tag} x-space")))
+        return added
