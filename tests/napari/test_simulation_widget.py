@@ -77,3 +77,19 @@ def test_cancel_stops_the_worker(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: widget.state == "cancelled" and widget.worker is None, timeout=5000)
     assert len(viewer.layers) == 0
     assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_scanner_parameters_change_the_result(make_napari_viewer, sync):
+    viewer = make_napari_viewer()
+    widget = SimulationWidget(viewer)
+    widget.nx.value = widget.ny.value = 9
+    widget.start()
+    weak = viewer.layers["preclinical-2d system matrix"].metadata["system_matrix"]
+    viewer.layers.clear()
+    widget.gradient.value = 2.0  # halves the FOV for the same drive amplitude
+    widget.diameter_nm.value = 30.0
+    widget.start()
+    strong = viewer.layers["preclinical-2d system matrix"].metadata["system_matrix"]
+    np.testing.assert_allclose(strong.fov[1:], weak.fov[1:] / 2)
+    np.testing.assert_allclose(strong.acquisition.gradient, [-2, -2, 4])
+    assert not np.allclose(np.abs(strong.matrix), np.abs(weak.matrix))

@@ -21,6 +21,7 @@ from magicgui.widgets import (
 from ..progress import Progress
 from ..simulation import (
     PRESETS,
+    Particles,
     get_preset,
     iter_measurement,
     iter_system_matrix,
@@ -57,6 +58,13 @@ class SimulationWidget(Container):
         self.preset = ComboBox(
             label="scanner preset", choices=sorted(PRESETS), value="preclinical-2d"
         )
+        self.gradient = FloatSpinBox(
+            label="gradient x, y (T/m)", value=1.0, min=0.05, max=20.0, step=0.1
+        )
+        self.drive_mt = FloatSpinBox(label="drive amplitude (mT)", value=12.0, min=0.1, max=100.0)
+        self.diameter_nm = FloatSpinBox(
+            label="particle core (nm)", value=25.0, min=1.0, max=100.0, step=1.0
+        )
         self.nx = SpinBox(label="voxels x", value=19, min=1, max=256)
         self.ny = SpinBox(label="voxels y", value=19, min=1, max=256)
         self.nz = SpinBox(label="voxels z", value=1, min=1, max=256)
@@ -77,7 +85,8 @@ class SimulationWidget(Container):
         self.status = Label(label="status", value="idle")
         self.extend(
             [
-                self.preset, self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec,
+                self.preset, self.gradient, self.drive_mt, self.diameter_nm,
+                self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec,
                 self.phantom_layer, self.snr, self.frames, self.background, self.subvoxels,
                 self.want_sm, self.want_xspace, self.run_button, self.cancel_button,
                 self.progress, self.status,
@@ -102,6 +111,8 @@ class SimulationWidget(Container):
 
     def _on_preset(self, name: str) -> None:
         scanner = get_preset(name)
+        self.gradient.value = abs(scanner.gradient[0])
+        self.drive_mt.value = scanner.drive_amplitude[0] * 1e3
         self.nz.enabled = scanner.num_drive_channels >= 3
         self.ny.enabled = scanner.num_drive_channels >= 2
         if scanner.num_drive_channels < 3:
@@ -115,6 +126,15 @@ class SimulationWidget(Container):
             self.phantom_spec.value = _PHANTOM_EXAMPLES[kind]
 
     # -- running ------------------------------------------------------------------------------
+    def _scanner(self):
+        """The chosen preset with the widget's gradient and drive amplitude (trace-free)."""
+        base = get_preset(self.preset.value)
+        g = float(self.gradient.value)
+        return base.with_changes(
+            gradient=(-g, -g, 2 * g),
+            drive_amplitude=(float(self.drive_mt.value) * 1e-3,) * base.num_drive_channels,
+        )
+
     def _grid(self, scanner):
         sizes = [self.nx.value, self.ny.value, self.nz.value][: scanner.num_drive_channels]
         return scanner_grid(scanner, tuple(sizes))
@@ -127,8 +147,8 @@ class SimulationWidget(Container):
             return image_from_layer_data(layer.data, layer.as_layer_data_tuple()[1])
         return make_phantom(self.phantom_spec.value, grid)
 
-    def _work(self, scanner, grid, phantom, params):
-        sm = yield from iter_system_matrix(scanner, grid, subvoxels=params["subvoxels"])
+    def _work(self, scanner, grid, phantom, particles, params):
+        sm = yield from iter_system_matrix(scanner, grid, particles, subvoxels=params["subvoxels"])
         meas = yield from iter_measurement(
             sm,
             phantom,
@@ -141,9 +161,9 @@ class SimulationWidget(Container):
         if params["xspace"]:
             yield Progress(0, 1, "x-space image")
             if grid.shape[0] > 1:
-                xspace = layered_scan(meas.phantom)
+                xspace = layered_scan(meas.phantom, scanner.gradient[0] * -1, particles)
             else:
-                xspace = native_image(meas.phantom, scanner.gradient)
+                xspace = native_image(meas.phantom, scanner.gradient, particles)
             yield Progress(1, 1, "x-space image")
         return {"system_matrix": sm, "measurement": meas, "xspace": xspace, "scanner": scanner}
 
@@ -152,7 +172,8 @@ class SimulationWidget(Container):
         if self.state == "running":
             return
         try:
-            scanner = get_preset(self.preset.value)
+            scanner = self._scanner()
+            particles = Particles(diameter=float(self.diameter_nm.value) * 1e-9)
             grid = self._grid(scanner)
             phantom = self._phantom(grid)
         except ValueError as exc:
@@ -167,7 +188,7 @@ class SimulationWidget(Container):
         }
         self._set_running(True)
         self.worker = _workers.start(
-            lambda: self._work(scanner, grid, phantom, params),
+            lambda: self._work(scanner, grid, phantom, particles, params),
             self._on_progress,
             self._on_done,
             self._fail,

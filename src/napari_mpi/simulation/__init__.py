@@ -23,6 +23,7 @@ from .measurement import (
 from .noise import add_noise, measured_snr_db, noise_std_for_snr
 from .scanner import PRESETS, Scanner, get_preset
 from .system_matrix import (
+    induced_signal,
     iter_phantom_signal,
     iter_system_matrix,
     scanner_grid,
@@ -50,6 +51,7 @@ __all__ = [
     "get_preset",
     "gridded_scan",
     "harmonic_psf",
+    "induced_signal",
     "iter_measurement",
     "iter_phantom_signal",
     "iter_system_matrix",

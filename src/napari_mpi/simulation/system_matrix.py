@@ -296,3 +296,12 @@ def simulate_phantom_signal(
 ) -> np.ndarray:
     """Noiseless spectra (C, L) of a phantom (see :func:`iter_phantom_signal`)."""
     return run(iter_phantom_signal(scanner, phantom, particles, **kw))
+
+
+def induced_signal(scanner: Scanner, phantom: MPIImage, particles=None, **kw) -> np.ndarray:
+    """Noiseless induced voltage u_c(t) of a phantom over one cycle, shape (C, V) (V).
+
+    The time-domain view of :func:`simulate_phantom_signal` (same unnormalised rfft convention).
+    """
+    spectra = simulate_phantom_signal(scanner, phantom, particles, **kw)
+    return np.fft.irfft(spectra, n=scanner.num_sampling_points, axis=1)
