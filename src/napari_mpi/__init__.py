@@ -18,6 +18,7 @@ from .io import (
     write_measurement,
     write_reconstruction,
 )
+from .recon import iter_reconstruct, methods, reconstruct
 from .system_matrix import SystemMatrix
 
 __all__ = [
@@ -29,7 +30,10 @@ __all__ = [
     "SystemMatrix",
     "__version__",
     "is_mdf",
+    "iter_reconstruct",
+    "methods",
     "read_mdf",
+    "reconstruct",
     "write_calibration",
     "write_mdf",
     "write_measurement",

@@ -6,6 +6,8 @@ info FILE [--json]
     Print what the MDF reader sees in a file.
 simulate system-matrix | measurement | xspace
     Simulate MPI data (see ``napari-mpi simulate --help``).
+reconstruct --calibration CAL --measurement MEAS --method NAME [options] -o OUT.mdf
+    Reconstruct with a registered method; ``methods`` lists them with their parameters.
 demo [--out DIR]
     The main job on the embedded defaults: simulate the ``preclinical-2d`` calibration, write it
     as MDF, read it back and report. It grows as simulation and reconstruction land.
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from . import simulate
+from . import reconstruct, simulate
 from ._common import positive_int
 
 EXIT_USAGE = 2
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress display")
     demo.set_defaults(func=cmd_demo)
     simulate.add_parser(sub)
+    reconstruct.add_parsers(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -405,6 +406,8 @@ def write_reconstruction(
         for key, value in image.metadata.items():
             if isinstance(value, str | int | float | bool):
                 _put(h5, f"_napari_mpi/image/{key}", value)
+            elif isinstance(value, dict):
+                _put(h5, f"_napari_mpi/image/{key}", json.dumps(value, default=str))
     return Path(path)
 
 
