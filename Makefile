@@ -39,6 +39,7 @@ test: setup system-deps lint
 bench: setup
 	$(PY) benchmarks/bench_mdf_io.py
 	$(PY) benchmarks/bench_simulation.py
+	$(PY) benchmarks/bench_reconstruction.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

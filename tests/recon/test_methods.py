@@ -45,7 +45,10 @@ def test_kaczmarz_equals_textbook_loop(setup2d, weighting, lam):
     sm, u, _ = setup2d
     fast = reconstruct(sm, u[:1], "kaczmarz", lam=lam, sweeps=4, row_weighting=weighting)
     slow = kaczmarz_reference(sm, u[0], lam=lam, sweeps=4, row_weighting=weighting)
-    np.testing.assert_allclose(fast.data[0].ravel(), slow, rtol=1e-5, atol=1e-6 * slow.max())
+    # single-precision sweeps against the double-precision loop
+    np.testing.assert_allclose(fast.data[0].ravel(), slow, rtol=1e-3, atol=1e-4 * slow.max())
+    truth = nm.MPIImage(slow.reshape(1, *sm.grid_shape), sm.fov, sm.center)
+    assert psnr(nm.MPIImage(fast.data[:1], sm.fov, sm.center), truth) > 60
 
 
 def test_kaczmarz_shuffled_rows_are_seeded(setup2d):

@@ -35,7 +35,6 @@ def system_matrix_layer(sm: SystemMatrix, name: str) -> LayerData:
         "scale": (1.0, *scale),
         "translate": (0.0, *translate),
         "axis_labels": ("row", *names),
-        "units": ("pixel", *(["mm"] * len(names))),
         "colormap": "inferno",
         "metadata": {
             "system_matrix": sm,
@@ -67,7 +66,6 @@ def row_label_layer(sm: SystemMatrix, name: str) -> LayerData:
         "face_color": "transparent",
         "border_width": 0.0,
         "axis_labels": ("row", *names),
-        "units": ("pixel", *(["mm"] * n_spatial)),
         "metadata": {"kind": "row_labels"},
     }
     return coords, kwargs, "points"
@@ -110,7 +108,6 @@ def image_layer(image: MPIImage, name: str) -> LayerData:
         "scale": scale,
         "translate": translate,
         "axis_labels": tuple(names),
-        "units": tuple("pixel" if n == "frame" else "mm" for n in names),
         "colormap": "gray",
         "metadata": {"mpi_image": image, "kind": "reconstruction", **image.metadata},
     }

@@ -53,7 +53,7 @@ class ADMMOperator:
         if use_l1:
             blocks.append(sparse.identity(n, format="csr"))
         blocks += diffs
-        self.b = sparse.vstack(blocks, format="csr")
+        self.b = sparse.vstack(blocks, format="csr").astype(np.float32)
         self.bt = self.b.T.tocsr()
         self.l1 = slice(n, 2 * n) if use_l1 else slice(0, 0)
         self.tv = slice(n * (1 + int(use_l1)), self.b.shape[0])
@@ -64,7 +64,9 @@ class ADMMOperator:
         # K is symmetric positive definite and well conditioned (rho I); its explicit inverse
         # turns each c-update into one matrix product for all frames
         factor = cho_factor(k, lower=True, check_finite=False)
-        self.inverse = cho_solve(factor, np.eye(n), check_finite=False)
+        # iterations run in single precision: one (N, N) float32 product per iteration
+        self.inverse = cho_solve(factor, np.eye(n), check_finite=False).astype(np.float32)
+        self.a32 = a.astype(np.float32)
 
 
 def iter_admm(
@@ -99,7 +101,7 @@ def iter_admm(
     key = ("admm", float(rho), use_l1, use_tv, constraint)
     op = cached(sm, key, lambda: ADMMOperator(sm, rho, use_l1, use_tv, constraint))
     b = real_rhs(u)  # (2M, F)
-    atb = op.a.T @ b
+    atb = (op.a.T @ b).astype(np.float32)
     f = atb.shape[1]
     rho_ = op.rho
     # proximal thresholds: weights relative to max|A^T b| with the data term penalised;
@@ -107,14 +109,18 @@ def iter_admm(
     scale = float(lam) * np.max(np.abs(atb), axis=0, keepdims=True) if not constraint else 1.0
     t_l1 = scale * (1 - alpha_tv) / rho_
     t_tv = scale * alpha_tv / rho_
-    z = np.zeros((op.b.shape[0], f))
+    t_l1 = np.float32(t_l1) if np.ndim(t_l1) == 0 else t_l1.astype(np.float32)
+    t_tv = np.float32(t_tv) if np.ndim(t_tv) == 0 else t_tv.astype(np.float32)
+    rho_ = np.float32(rho_)
+    z = np.zeros((op.b.shape[0], f), dtype=np.float32)
     y = np.zeros_like(z)
     if constraint:
+        b = b.astype(np.float32)
         z_d, y_d = np.zeros_like(b), np.zeros_like(b)
     yield Progress(0, iterations, "admm iterations")
     for it in range(iterations):
         rhs = rho_ * (op.bt @ (z - y))
-        rhs += rho_ * (op.a.T @ (z_d - y_d)) if constraint else atb
+        rhs += rho_ * (op.a32.T @ (z_d - y_d)) if constraint else atb
         x = op.inverse @ rhs
         w = op.b @ x + y
         z[: op.n] = np.maximum(w[: op.n], 0.0)
@@ -122,7 +128,7 @@ def iter_admm(
         z[op.tv] = _soft(w[op.tv], t_tv)
         y = w - z
         if constraint:
-            ax = op.a @ x
+            ax = op.a32 @ x
             v = ax + y_d - b
             norm = np.linalg.norm(v, axis=0, keepdims=True)
             z_d = b + v * np.minimum(1.0, epsilon / np.maximum(norm, 1e-300))

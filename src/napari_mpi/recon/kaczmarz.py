@@ -39,18 +39,20 @@ class KaczmarzOperator:
     def __init__(
         self, sm: SystemMatrix, lam: float, row_weighting: bool, shuffle: bool, seed: int
     ) -> None:
-        s = sm.matrix.astype(np.complex128)
-        energy = np.sum(np.abs(s) ** 2, axis=1)
+        s = sm.matrix  # complex64: sweeps run in single precision (BLAS c-routines)
+        energy = np.sum(np.abs(s.astype(np.complex128)) ** 2, axis=1)
         rows = np.flatnonzero(energy > 0)
         if shuffle:
             rows = rows[np.random.default_rng(seed).permutation(rows.size)]
         self.rows = rows
         self.weights = 1.0 / np.sqrt(energy[rows]) if row_weighting else np.ones(rows.size)
-        self.a = s[rows] * self.weights[:, None]
-        self.lam = relative_lambda(np.sum(np.abs(self.a) ** 2), self.a.shape[1], lam)
-        gram = self.a @ self.a.conj().T
+        a = s[rows].astype(np.complex128) * self.weights[:, None]
+        self.lam = relative_lambda(np.sum(np.abs(a) ** 2), a.shape[1], lam)
+        gram = a @ a.conj().T  # accumulated in double precision, stored in single
         gram[np.diag_indices_from(gram)] += self.lam
-        self.lower = np.tril(gram)
+        self.lower = np.tril(gram).astype(np.complex64)
+        self.a = a.astype(np.complex64)
+        self.ah = np.ascontiguousarray(self.a.conj().T)
 
     def rhs(self, u: np.ndarray) -> np.ndarray:
         """Weighted, reordered measurements as columns (rows, frames)."""
@@ -74,20 +76,20 @@ def iter_kaczmarz(
     op = cached(sm, key, lambda: KaczmarzOperator(sm, lam, row_weighting, shuffle, seed))
     if op.rows.size == 0:
         raise ValueError("kaczmarz: every row of the system matrix is zero")
-    b = op.rhs(u.astype(np.complex128))
-    c = np.zeros((op.a.shape[1], b.shape[1]), dtype=np.complex128)
+    b = op.rhs(u).astype(np.complex64)
+    c = np.zeros((op.a.shape[1], b.shape[1]), dtype=np.complex64)
     v = np.zeros_like(b)
-    root = np.sqrt(op.lam)
+    root = np.float32(np.sqrt(op.lam))
     yield Progress(0, sweeps, "kaczmarz sweeps")
     for sweep in range(sweeps):
         residual = b - op.a @ c - root * v
         tau = solve_triangular(op.lower, residual, lower=True, check_finite=False)
-        c += op.a.conj().T @ tau
+        c += op.ah @ tau
         v += root * tau
         if enforce_real:
-            c = c.real.astype(np.complex128)
+            c.imag = 0
         if enforce_positive:
-            c = np.maximum(c.real, 0) + 1j * c.imag
+            np.maximum(c.real, 0, out=c.real)
         yield Progress(sweep + 1, sweeps, "kaczmarz sweeps")
     return c.real.T
 
