@@ -73,7 +73,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--grid", "9", "7", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "read back identical: True" in text
-    for name in ("calibration.mdf", "measurement.mdf", "xspace_native.mdf"):
+    for name in ("calibration.mdf", "measurement.mdf", "xspace_native.mdf", "reco_admm.mdf"):
         assert (tmp_path / name).exists()
-    measured = float(text.split("measured ")[1].split(" dB")[0])
-    assert abs(measured - 30) < 0.3
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert abs(report["measured_snr_db"] - 30) < 0.3
+    assert set(report["methods"]) == {"kaczmarz", "admm", "pinv"}
+    assert all(r["psnr"] > 15 for r in report["methods"].values())
