@@ -56,3 +56,59 @@ def start(
     worker.finished.connect(on_finished)
     worker.start()
     return worker
+
+
+class WorkerWidgetMixin:
+    """Run state shared by the dock widgets: one worker at a time, progress, cancel, errors.
+
+    The widget provides ``run_button``, ``cancel_button``, ``progress``, ``status`` and
+    ``task_title``; state is one of idle, running, done, cancelled, failed. Whatever happens,
+    the buttons end up usable again.
+    """
+
+    task_title = "task"
+
+    def _init_run_state(self) -> None:
+        self.worker = None
+        self.state = "idle"
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+
+    def launch(self, work: Callable[[], Generator[Progress, None, Any]], on_done) -> None:
+        """Start ``work()`` in a worker (or synchronously in sync mode)."""
+        self.state = "running"
+        self.progress.value = 0
+        self.status.value = "running"
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+
+        def done(result: Any) -> None:
+            if self.state != "cancelled":
+                on_done(result)
+                self.state = "done"
+
+        self.worker = start(work, self._on_progress, done, self.fail, self._on_finished)
+
+    def cancel(self) -> None:
+        """Stop at the next progress step; nothing is added."""
+        if self.worker is not None and self.state == "running":
+            self.state = "cancelled"
+            self.status.value = "cancelling..."
+            self.worker.quit()
+
+    def fail(self, exc: Exception) -> None:
+        """Report an error in the status line and as a napari notification."""
+        self.state = "failed"
+        self.status.value = f"error: {exc}"
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-mpi {self.task_title}: {exc}")
+
+    def _on_progress(self, step: Progress) -> None:
+        self.progress.value = int(100 * step.fraction)
+        self.status.value = f"{step.message} ({step.done}/{step.total})"
+
+    def _on_finished(self) -> None:
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        if self.state == "cancelled":
+            self.status.value = "cancelled"
+        self.worker = None

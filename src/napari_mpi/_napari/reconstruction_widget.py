@@ -20,7 +20,6 @@ from magicgui.widgets import (
 )
 
 from ..io import read_mdf
-from ..progress import Progress
 from ..recon import get_method, iter_reconstruct, methods
 from ..recon.selection import align_spectra, select_frequencies
 from . import _workers
@@ -51,8 +50,10 @@ def _param_widget(p):
     return LineEdit(name=p.name, label=label, value=value, tooltip=p.help)
 
 
-class ReconstructionWidget(Container):
+class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
     """Reconstruct a measurement with any registered method and add the image in mm."""
+
+    task_title = "reconstruction"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
@@ -88,12 +89,9 @@ class ReconstructionWidget(Container):
         self.method.changed.connect(self._show_params)
         self.calibration.changed.connect(self._toggle_files)
         self.measurement.changed.connect(self._toggle_files)
-        self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _: self.reset_choices())
-        self.worker = None
-        self.state = "idle"
+        self._init_run_state()
         self._show_params(self.method.value)
         self._toggle_files()
 
@@ -186,53 +184,18 @@ class ReconstructionWidget(Container):
             params = get_method(method).check_params(self.param_values())
             sm, u, name = self._inputs()
         except (ValueError, OSError) as exc:
-            self._fail(exc)
+            self.fail(exc)
             return
-        self.state = "running"
-        self.progress.value = 0
-        self.status.value = "running"
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self._pending = (method, name, params, sm)
-        self.worker = _workers.start(
+        self.launch(
             lambda: iter_reconstruct(sm, u, method, **params),
-            self._on_progress,
-            self._on_done,
-            self._fail,
-            self._on_finished,
+            lambda image: self._add_image(image, method, name, params, sm),
         )
 
-    def cancel(self) -> None:
-        """Stop at the next iteration; nothing is added."""
-        if self.worker is not None and self.state == "running":
-            self.state = "cancelled"
-            self.worker.quit()
-
-    def _on_progress(self, step: Progress) -> None:
-        self.progress.value = int(100 * step.fraction)
-        self.status.value = f"{step.message} ({step.done}/{step.total})"
-
-    def _on_done(self, image) -> None:
-        if self.state == "cancelled":
-            return
+    def _add_image(self, image, method: str, name: str, params: dict, sm) -> None:
         from napari.layers import Layer
 
-        method, name, params, sm = self._pending
         image.metadata.update({"measurement": name, "rows": sm.num_rows})
         layer = Layer.create(*image_layer(image, f"{method} {name}"))
         layer.metadata["params"] = dict(params)
         self.viewer.add_layer(layer)
-        self.state = "done"
         self.status.value = f"done: {method}, {image.num_frames} frame(s), {sm.num_rows} rows"
-
-    def _fail(self, exc: Exception) -> None:
-        self.state = "failed"
-        self.status.value = f"error: {exc}"
-        from napari.utils.notifications import show_error
-
-        show_error(f"napari-mpi reconstruction: {exc}")
-
-    def _on_finished(self) -> None:
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self.state == "cancelled":
-            self.status.value = "cancelled"
-        self.worker = None

@@ -49,8 +49,10 @@ _PHANTOM_EXAMPLES = {
 }
 
 
-class SimulationWidget(Container):
+class SimulationWidget(_workers.WorkerWidgetMixin, Container):
     """Simulate a scanner's system matrix and a noisy measurement of a phantom."""
+
+    task_title = "simulation"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
@@ -94,12 +96,9 @@ class SimulationWidget(Container):
         )  # fmt: skip
         self.preset.changed.connect(self._on_preset)
         self.phantom_kind.changed.connect(self._on_phantom_kind)
-        self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
         viewer.layers.events.inserted.connect(lambda _: self.phantom_layer.reset_choices())
         viewer.layers.events.removed.connect(lambda _: self.phantom_layer.reset_choices())
-        self.worker = None
-        self.state = "idle"  # idle, running, done, cancelled, failed
+        self._init_run_state()
         self._on_preset(self.preset.value)
         self._on_phantom_kind(self.phantom_kind.value)
 
@@ -177,7 +176,7 @@ class SimulationWidget(Container):
             grid = self._grid(scanner)
             phantom = self._phantom(grid)
         except ValueError as exc:
-            self._fail(exc)
+            self.fail(exc)
             return
         params = {
             "snr": float(self.snr.value),
@@ -186,57 +185,15 @@ class SimulationWidget(Container):
             "subvoxels": int(self.subvoxels.value),
             "xspace": bool(self.want_xspace.value),
         }
-        self._set_running(True)
-        self.worker = _workers.start(
-            lambda: self._work(scanner, grid, phantom, particles, params),
-            self._on_progress,
-            self._on_done,
-            self._fail,
-            self._on_finished,
-        )
-
-    def cancel(self) -> None:
-        """Stop the running simulation at its next progress step; nothing is added."""
-        if self.worker is not None and self.state == "running":
-            self.state = "cancelled"
-            self.status.value = "cancelling..."
-            self.worker.quit()
-
-    def _set_running(self, running: bool) -> None:
-        if running:
-            self.state = "running"
-            self.progress.value = 0
-            self.status.value = "running"
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _on_progress(self, step: Progress) -> None:
-        self.progress.value = int(100 * step.fraction)
-        self.status.value = f"{step.message} ({step.done}/{step.total})"
+        self.launch(lambda: self._work(scanner, grid, phantom, particles, params), self._on_done)
 
     def _on_done(self, result: dict) -> None:
-        if self.state == "cancelled":
-            return
         self.add_layers(result)
-        self.state = "done"
         meas = result["measurement"]
         self.status.value = (
             f"done: {result['system_matrix'].num_rows} rows, {meas.data.shape[0]} frame(s) at "
             f"{meas.snr_db:g} dB"
         )
-
-    def _fail(self, exc: Exception) -> None:
-        self.state = "failed"
-        self.status.value = f"error: {exc}"
-        from napari.utils.notifications import show_error
-
-        show_error(f"napari-mpi simulation: {exc}")
-
-    def _on_finished(self) -> None:
-        self._set_running(False)
-        if self.state == "cancelled":
-            self.status.value = "cancelled"
-        self.worker = None
 
     def _add(self, layer_data) -> object:
         from napari.layers import Layer
