@@ -6,7 +6,7 @@ rate (652.8 us per 2D frame), and the textbook row-by-row NumPy Kaczmarz.
 3D preset (19^3, mixing order 12): Kaczmarz with 3 sweeps against 3 dense passes over the
 matrix, and the precomputed Tikhonov pseudo-inverse against the scanner's 46 volumes/s.
 
-    python benchmarks/bench_reconstruction.py [--skip-3d] [--frames 256]
+    python benchmarks/bench_reconstruction.py [--skip-3d] [--frames 1024]
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def bench_3d() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-3d", action="store_true")
-    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=1024)
     args = parser.parse_args()
     bench_2d(args.frames)
     if not args.skip_3d:

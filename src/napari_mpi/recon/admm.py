@@ -112,30 +112,56 @@ def iter_admm(
     t_l1 = np.float32(t_l1) if np.ndim(t_l1) == 0 else t_l1.astype(np.float32)
     t_tv = np.float32(t_tv) if np.ndim(t_tv) == 0 else t_tv.astype(np.float32)
     rho_ = np.float32(rho_)
-    z = np.zeros((op.b.shape[0], f), dtype=np.float32)
-    y = np.zeros_like(z)
     if constraint:
         b = b.astype(np.float32)
-        z_d, y_d = np.zeros_like(b), np.zeros_like(b)
-    yield Progress(0, iterations, "admm iterations")
-    for it in range(iterations):
-        rhs = rho_ * (op.bt @ (z - y))
-        rhs += rho_ * (op.a32.T @ (z_d - y_d)) if constraint else atb
+    # frames are independent: iterate blocks of frames small enough to stay in cache
+    chunks = [slice(i, min(i + FRAME_BLOCK, f)) for i in range(0, f, FRAME_BLOCK)]
+    total = iterations * len(chunks)
+    out = np.empty((f, op.n), dtype=np.float32)
+    yield Progress(0, total, "admm iterations")
+    for k, cols in enumerate(chunks):
+        l1_k = t_l1 if np.ndim(t_l1) == 0 else t_l1[:, cols]
+        tv_k = t_tv if np.ndim(t_tv) == 0 else t_tv[:, cols]
+        state = _ADMMState(op, atb[:, cols], b[:, cols] if constraint else None)
+        for it in range(iterations):
+            state.step(rho_, l1_k, tv_k, epsilon)
+            if (it + 1) % 10 == 0 or it + 1 == iterations:
+                yield Progress(k * iterations + it + 1, total, "admm iterations")
+        out[cols] = np.maximum(state.z[: op.n], 0.0).T
+    return out
+
+
+#: Frames per block of the ADMM iterations (arrays of this many columns stay in cache).
+FRAME_BLOCK = 64
+
+
+class _ADMMState:
+    """Primal/dual variables of one block of frames."""
+
+    def __init__(self, op: ADMMOperator, atb: np.ndarray, b: np.ndarray | None) -> None:
+        self.op, self.atb, self.b = op, atb, b
+        self.z = np.zeros((op.b.shape[0], atb.shape[1]), dtype=np.float32)
+        self.y = np.zeros_like(self.z)
+        if b is not None:
+            self.z_d, self.y_d = np.zeros_like(b), np.zeros_like(b)
+
+    def step(self, rho, t_l1, t_tv, epsilon) -> None:
+        op = self.op
+        rhs = rho * (op.bt @ (self.z - self.y))
+        rhs += rho * (op.a32.T @ (self.z_d - self.y_d)) if self.b is not None else self.atb
         x = op.inverse @ rhs
-        w = op.b @ x + y
+        w = op.b @ x + self.y
+        z = self.z
         z[: op.n] = np.maximum(w[: op.n], 0.0)
         z[op.l1] = _soft(w[op.l1], t_l1)
         z[op.tv] = _soft(w[op.tv], t_tv)
-        y = w - z
-        if constraint:
+        self.y = w - z
+        if self.b is not None:
             ax = op.a32 @ x
-            v = ax + y_d - b
+            v = ax + self.y_d - self.b
             norm = np.linalg.norm(v, axis=0, keepdims=True)
-            z_d = b + v * np.minimum(1.0, epsilon / np.maximum(norm, 1e-300))
-            y_d += ax - z_d
-        if (it + 1) % 10 == 0 or it + 1 == iterations:
-            yield Progress(it + 1, iterations, "admm iterations")
-    return np.maximum(z[: op.n], 0.0).T
+            self.z_d = self.b + v * np.minimum(1.0, epsilon / np.maximum(norm, 1e-30))
+            self.y_d += ax - self.z_d
 
 
 register(
