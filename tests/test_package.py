@@ -42,3 +42,19 @@ def test_napari_imports_only_in_napari_subpackage():
             ):
                 offenders.append(f"{path}: {stripped}")
     assert not offenders, offenders
+
+
+def test_wheel_ships_the_manifest(tmp_path):
+    """Build the wheel as a user's pip would and look inside."""
+    import zipfile
+
+    cmd = [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, "-q", "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("napari_mpi-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = zf.read("napari_mpi/napari.yaml").decode()
+        entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
+        eps = zf.read(entry_points).decode()
+    assert shipped == (REPO / "napari.yaml").read_text()
+    assert "napari-mpi = napari_mpi:napari.yaml" in eps
+    assert "napari-mpi = napari_mpi.cli:main" in eps

@@ -17,6 +17,7 @@ from ..acquisition import Acquisition
 from ..image import MPIImage
 from ..system_matrix import SystemMatrix
 from ._fields import FieldReader
+from ._h5 import compound_to_complex
 from ._layout import DataLayout, complex_kind
 from .errors import MDFError
 
@@ -863,8 +864,6 @@ class MDFFile:
         with self._f.guard("reconstruction/data"):
             raw = np.asarray(ds[()]).reshape(q, p, s)[:, :, channel]
         if raw.dtype.names is not None:
-            from ._h5 import compound_to_complex
-
             raw = compound_to_complex(raw)
         if np.iscomplexobj(raw):
             raw = raw.real

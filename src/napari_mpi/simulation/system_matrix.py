@@ -59,7 +59,8 @@ def _voxel_centres(grid: Grid) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
 
 
-def _chunk_size(scanner: Scanner, n_offsets: int) -> int:
+def _chunk_size(scanner: Scanner) -> int:
+    """Voxels per chunk so that one chunk's time signals stay within CHUNK_BYTES."""
     per_voxel = scanner.num_sampling_points * 8 * (3 * 4 + scanner.num_receive_channels * 3)
     return int(max(1, min(4096, CHUNK_BYTES // per_voxel)))
 
@@ -202,7 +203,7 @@ def iter_system_matrix(
     voxel_volume = float(np.prod(grid.voxel_size))
     total = centres.shape[0]
     matrix = np.empty((chans.size, sel.size, total), dtype=np.complex64)
-    chunk = _chunk_size(scanner, offsets.shape[0])
+    chunk = _chunk_size(scanner)
     yield Progress(0, total, "simulating system matrix")
     for start in range(0, total, chunk):
         stop = min(start + chunk, total)
@@ -281,7 +282,7 @@ def iter_phantom_signal(
     bins = np.arange(scanner.num_sampling_points // 2 + 1)
     volume = float(np.prod(phantom.voxel_size))
     out = np.zeros((scanner.num_receive_channels, bins.size), dtype=np.complex128)
-    chunk = _chunk_size(scanner, offsets.shape[0])
+    chunk = _chunk_size(scanner)
     yield Progress(0, occupied.size, "simulating phantom signal")
     for start in range(0, occupied.size, chunk):
         stop = min(start + chunk, occupied.size)

@@ -45,6 +45,17 @@ def psf(
     return out
 
 
+def _kernel_offsets(grid: Grid) -> np.ndarray:
+    """Offsets (x, y, z) (m) of a (2n-1)-per-axis kernel on the grid's voxel spacing."""
+    spacing = grid.voxel_size  # (z, y, x)
+    axes = [
+        (np.arange(2 * n - 1) - (n - 1)) * (spacing[a] if grid.fov[a] > 0 else 0.0)
+        for a, n in enumerate(grid.shape)
+    ]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    return np.stack([xx, yy, zz], axis=-1)
+
+
 def psf_kernel(
     grid: Grid,
     gradient: tuple[float, float, float],
@@ -52,13 +63,7 @@ def psf_kernel(
     channels: tuple[int, ...] = (0, 1),
 ) -> np.ndarray:
     """The PSF sampled on ``grid``'s voxel spacing, size 2n-1 per axis, normalised to sum 1."""
-    spacing = grid.voxel_size  # (z, y, x)
-    axes = [
-        (np.arange(2 * n - 1) - (n - 1)) * (spacing[a] if grid.fov[a] > 0 else 0.0)
-        for a, n in enumerate(grid.shape)
-    ]
-    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
-    values = psf(np.stack([xx, yy, zz], axis=-1), gradient, particles, channels)
+    values = psf(_kernel_offsets(grid), gradient, particles, channels)
     return values / values.sum()
 
 
@@ -201,16 +206,8 @@ def narrowband_image(
 ) -> MPIImage:
     """Narrowband image u_3(r) = h(r) * PSF_3rd(r): the phantom convolved with the harmonic
     PSF (eq. 1 of the cascaded-network paper), normalised so the kernel sums to 1."""
-    grid = phantom.grid
-    spacing = grid.voxel_size
-    axes = [
-        (np.arange(2 * n - 1) - (n - 1)) * (spacing[a] if grid.fov[a] > 0 else 0.0)
-        for a, n in enumerate(grid.shape)
-    ]
-    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
-    kernel = harmonic_psf(
-        np.stack([xx, yy, zz], -1), drive_amplitude, gradient, particles, harmonic
-    )
+    offsets = _kernel_offsets(phantom.grid)
+    kernel = harmonic_psf(offsets, drive_amplitude, gradient, particles, harmonic)
     kernel /= kernel.sum()
     frames = [fftconvolve(f.astype(np.float64), kernel, mode="same") for f in phantom.data]
     meta = {"method": f"narrowband harmonic {harmonic}", "drive_amplitude_t": drive_amplitude}
