@@ -68,6 +68,16 @@ class WorkerWidgetMixin:
 
     task_title = "task"
 
+    def _run_controls(self, run_text: str) -> list:
+        """Create the run/cancel buttons, progress bar and status line (in display order)."""
+        from magicgui.widgets import Label, ProgressBar, PushButton
+
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, min=0, max=100)
+        self.status = Label(label="status", value="idle")
+        return [self.run_button, self.cancel_button, self.progress, self.status]
+
     def _init_run_state(self) -> None:
         self.worker = None
         self.state = "idle"

@@ -12,10 +12,7 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
-    ProgressBar,
-    PushButton,
     SpinBox,
 )
 
@@ -74,16 +71,11 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.frames = ComboBox(label="frames", choices=["first", "average", "all"], value="first")
         self.method = ComboBox(label="method", choices=[m.name for m in methods()])
         self.params = Container(labels=True)
-        self.run_button = PushButton(text="Reconstruct")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", value=0, min=0, max=100)
-        self.status = Label(label="status", value="idle")
         self.extend(
             [
                 self.calibration, self.calibration_file, self.measurement, self.measurement_file,
                 self.snr_threshold, self.min_khz, self.max_khz, self.channels, self.background,
-                self.frames, self.method, self.params, self.run_button, self.cancel_button,
-                self.progress, self.status,
+                self.frames, self.method, self.params, *self._run_controls("Reconstruct"),
             ]
         )  # fmt: skip
         self.method.changed.connect(self._show_params)

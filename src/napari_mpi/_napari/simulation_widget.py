@@ -11,10 +11,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     LineEdit,
-    ProgressBar,
-    PushButton,
     SpinBox,
 )
 
@@ -81,17 +78,12 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         self.subvoxels = SpinBox(label="sub-voxels per axis", value=1, min=1, max=8)
         self.want_sm = CheckBox(label="system-matrix layer", value=True)
         self.want_xspace = CheckBox(label="x-space native image", value=False)
-        self.run_button = PushButton(text="Simulate")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", value=0, min=0, max=100)
-        self.status = Label(label="status", value="idle")
         self.extend(
             [
                 self.preset, self.gradient, self.drive_mt, self.diameter_nm,
                 self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec,
                 self.phantom_layer, self.snr, self.frames, self.background, self.subvoxels,
-                self.want_sm, self.want_xspace, self.run_button, self.cancel_button,
-                self.progress, self.status,
+                self.want_sm, self.want_xspace, *self._run_controls("Simulate"),
             ]
         )  # fmt: skip
         self.preset.changed.connect(self._on_preset)

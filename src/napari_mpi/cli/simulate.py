@@ -55,13 +55,21 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{path}: exists; pass --overwrite to replace it")
 
 
+def _check_outputs(args: argparse.Namespace) -> Path:
+    """Refuse existing outputs (-o and --phantom-out) unless --overwrite; returns -o."""
+    out = Path(args.output)
+    _check_output(out, args.overwrite)
+    if getattr(args, "phantom_out", None):
+        _check_output(Path(args.phantom_out), args.overwrite)
+    return out
+
+
 def cmd_system_matrix(args: argparse.Namespace) -> int:
     from ..io import write_calibration
     from ..progress import run
     from ..simulation import iter_system_matrix
 
-    out = Path(args.output)
-    _check_output(out, args.overwrite)
+    out = _check_outputs(args)
     scanner = _scanner(args)
     grid = _grid(scanner, args.grid)
     order: int | str | None = "default"
@@ -103,10 +111,7 @@ def cmd_measurement(args: argparse.Namespace) -> int:
     from ..simulation.noise import measured_snr_db
     from ..simulation.phantoms import make_phantom
 
-    out = Path(args.output)
-    _check_output(out, args.overwrite)
-    if args.phantom_out:
-        _check_output(Path(args.phantom_out), args.overwrite)
+    out = _check_outputs(args)
     with read_mdf(args.calibration) as f:
         sm = f.system_matrix()
     grid = sm.grid
@@ -147,10 +152,7 @@ def cmd_xspace(args: argparse.Namespace) -> int:
     from ..simulation import gridded_scan, layered_scan, narrowband_image, native_image
     from ..simulation.phantoms import make_phantom
 
-    out = Path(args.output)
-    _check_output(out, args.overwrite)
-    if args.phantom_out:
-        _check_output(Path(args.phantom_out), args.overwrite)
+    out = _check_outputs(args)
     scanner = _scanner(args)
     grid = _grid(scanner, args.grid)
     phantom = make_phantom(args.phantom, grid)
