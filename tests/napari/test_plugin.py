@@ -117,3 +117,20 @@ def test_2d_and_3d_examples(make_napari_viewer):
     phantom, scan = layers3
     assert phantom.data.shape == scan.data.shape == (16, 32, 32)
     np.testing.assert_allclose(phantom.scale, [0.75, 0.75, 0.75])
+
+
+def test_large_calibration_is_shown_partially(tmp_path, monkeypatch):
+    """A calibration over the display budget opens with its strongest rows, and says so."""
+    from napari_mpi._napari import reader
+
+    truth = write_mdf_file(tmp_path / "big.mdf", Layout(with_snr=True, fast=True))
+    monkeypatch.setattr(reader, "DISPLAY_LIMIT_BYTES", 12 * 8 * 10)  # room for 10 rows
+    with pytest.warns(UserWarning, match="showing 10 rows"):
+        (image, _labels) = reader.read_layers(str(truth.path))
+    sm = image[1]["metadata"]["system_matrix"]
+    assert sm.num_rows == 10
+    assert np.all(sm.snr >= np.sort(truth.snr.ravel())[::-1][9])
+    no_snr = write_mdf_file(tmp_path / "nosnr.mdf", Layout())
+    with pytest.warns(UserWarning, match="max_frequency"):
+        (image, _labels) = reader.read_layers(str(no_snr.path))
+    assert image[1]["metadata"]["system_matrix"].frequency_indices.max() <= 4

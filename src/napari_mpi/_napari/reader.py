@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from ..io import MDFFile, is_mdf, read_mdf
 from .layers import (
@@ -28,11 +31,45 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]]
     return read_layers
 
 
+#: Largest system matrix (complex64 bytes) the reader loads whole into the viewer.
+DISPLAY_LIMIT_BYTES = 512 * 2**20
+
+
+def display_selection(f: MDFFile, limit_bytes: int | None = None) -> dict:
+    """Frequency selection that keeps a calibration within ``limit_bytes`` for display.
+
+    Empty when the whole matrix fits; otherwise the rows with the highest stored SNR, or the
+    lowest frequencies when the file has no SNR.
+    """
+    limit_bytes = DISPLAY_LIMIT_BYTES if limit_bytes is None else limit_bytes
+    layout = f.summary()
+    voxels = layout["frames"] - layout["background_frames"]
+    per_channel = layout["frequencies"] * layout.get("periods", 1)
+    rows = per_channel * layout["channels"]
+    if rows * voxels * 8 <= limit_bytes:
+        return {}
+    keep = max(1, limit_bytes // (voxels * 8))
+    snr = f.stored_snr()
+    if snr is not None:
+        return {"snr_threshold": float(np.sort(snr.ravel())[::-1][keep - 1])}
+    bins = max(1, keep // max(rows // layout["frequencies"], 1))
+    return {"max_frequency": float(np.sort(f.frequencies)[bins - 1])}
+
+
 def layers_from_file(f: MDFFile) -> list[LayerData]:
     """The layers an open MDF file becomes (one per file; metadata-only files give none)."""
     stem = Path(f.path).stem
     if f.kind == "calibration":
-        sm = f.system_matrix()
+        selection = display_selection(f)
+        sm = f.system_matrix(**selection)
+        if selection:
+            warnings.warn(
+                f"{f.path}: the whole system matrix does not fit the viewer's budget "
+                f"({DISPLAY_LIMIT_BYTES // 2**20} MiB); showing {sm.num_rows} rows selected by "
+                f"{selection}. napari_mpi.read_mdf reads every row.",
+                stacklevel=2,
+            )
+            sm.metadata["display_selection"] = selection
         return [
             system_matrix_layer(sm, f"{stem} system matrix"),
             row_label_layer(sm, f"{stem} row labels"),

@@ -490,6 +490,12 @@ class MDFFile:
         shape = (int(size_xyz[2]), int(size_xyz[1]), int(size_xyz[0]))
         return shape, fov[::-1].copy(), center[::-1].copy(), perm
 
+    def stored_snr(self) -> np.ndarray | None:
+        """``calibration/snr`` as (periods, channels, stored frequencies), or None."""
+        if self.kind != "calibration":
+            return None
+        return self._stored_snr(self._data_layout())
+
     def _stored_snr(self, layout: DataLayout) -> np.ndarray | None:
         """calibration/snr as (J, C, K) over stored frequencies, or None."""
         f = self._f
