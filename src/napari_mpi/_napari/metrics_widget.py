@@ -125,6 +125,7 @@ class MetricsWidget(Container):
 
         if self._canvas is None:
             self._canvas = FigureCanvasQTAgg(Figure(figsize=(4, 3), tight_layout=True))
+            self._canvas.setMinimumHeight(220)
             self.native.layout().addWidget(self._canvas)
         fig = self._canvas.figure
         fig.clear()
