@@ -81,7 +81,7 @@ def iter_admm(
     epsilon: float | None = None,
     noise_std: float | None = None,
 ) -> Generator[Progress, None, np.ndarray]:
-    """ADMM; yields every 10 iterations, returns (frames, voxels) non-negative images."""
+    """ADMM; yields after every iteration, returns (frames, voxels) non-negative images."""
     u = check_inputs(sm, measurements)
     if regularization == "l1":
         alpha_tv = 0.0
@@ -125,8 +125,7 @@ def iter_admm(
         state = _ADMMState(op, atb[:, cols], b[:, cols] if constraint else None)
         for it in range(iterations):
             state.step(rho_, l1_k, tv_k, epsilon)
-            if (it + 1) % 10 == 0 or it + 1 == iterations:
-                yield Progress(k * iterations + it + 1, total, "admm iterations")
+            yield Progress(k * iterations + it + 1, total, "admm iterations")
         out[cols] = np.maximum(state.z[: op.n], 0.0).T
     return out
 
