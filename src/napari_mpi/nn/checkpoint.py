@@ -1,0 +1,87 @@
+"""Checkpoints: weights plus a JSON card, loaded without unpickling arbitrary objects.
+
+A model directory holds ``model.pt`` (a plain state dict, read with
+``torch.load(..., weights_only=True)``) and ``card.json``: method, architecture parameters,
+grid and row count, the fingerprint of the system matrix it was trained for (when it depends on
+one), the exact training command, data source, seed and validation metrics. Both files are
+written under temporary names and renamed, so an interrupted save leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from ..system_matrix import SystemMatrix
+
+WEIGHTS = "model.pt"
+CARD = "card.json"
+REQUIRED_CARD_KEYS = ("method", "architecture", "command", "data", "seed", "metrics")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(directory: str | PathLike, state_dict: dict, card: dict[str, Any]) -> Path:
+    """Write ``model.pt`` and ``card.json`` into ``directory`` (created if needed)."""
+    import torch
+
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ValueError(f"checkpoint card lacks {missing}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+    _atomic_write(folder / WEIGHTS, lambda p: torch.save(weights, p))
+    text = json.dumps(card, indent=2, sort_keys=True, default=str)
+    _atomic_write(folder / CARD, lambda p: p.write_text(text))
+    return folder
+
+
+def load_checkpoint(
+    directory: str | PathLike, system_matrix: SystemMatrix | None = None
+) -> tuple[dict, dict]:
+    """Read a checkpoint; refuse one trained for another system matrix.
+
+    Returns ``(state_dict, card)``. With ``system_matrix``, a card carrying a fingerprint
+    must match it (same entries, rows and grid), else ValueError says what differs.
+    """
+    import torch
+
+    folder = Path(directory)
+    card_path, weights_path = folder / CARD, folder / WEIGHTS
+    for p in (card_path, weights_path):
+        if not p.is_file():
+            raise ValueError(f"model {folder}: missing {p.name}")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+    if system_matrix is not None and card.get("fingerprint"):
+        expected = card["fingerprint"]
+        if expected != system_matrix.fingerprint():
+            grid = card.get("grid_shape")
+            rows = card.get("rows")
+            raise ValueError(
+                f"model {folder} was trained for another system matrix (fingerprint {expected}, "
+                f"grid {grid}, {rows} rows); this one has fingerprint "
+                f"{system_matrix.fingerprint()}, grid {list(system_matrix.grid_shape)}, "
+                f"{system_matrix.num_rows} rows"
+            )
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"model {folder}: {WEIGHTS} could not be loaded safely ({exc})") from None
+    return state, card

@@ -1,0 +1,139 @@
+"""Training data for learned reconstructions, from any system matrix.
+
+Pairs (measurement, phantom) are made as in the DERnet paper: a digit (central 15 x 15 crop,
+random rotation, scale and position) resized to the system matrix's grid, its signal
+u = S c plus complex Gaussian noise at an SNR drawn uniformly from ``snr_range``.
+
+Splits never share a source image: every source index belongs to exactly one split. For the
+MNIST test set shipped with the project's shared data, images 0-8999 are for training and
+validation (the last ``val_fraction`` of them for validation) and 9000-9999 are the test set.
+Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..progress import Progress, run
+from ..simulation.noise import complex_noise, noise_std_for_snr
+from ..simulation.phantoms import load_npz_images, place_digit, stroke_phantom
+from ..system_matrix import SystemMatrix
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(eq=False)
+class TrainingSet:
+    """Paired samples for one split.
+
+    Attributes
+    ----------
+    measurements : ndarray, shape (n, rows), complex64
+        Noisy spectra aligned with the system matrix rows.
+    phantoms : ndarray, shape (n, z, y, x), float32
+        Ground truth on the system matrix's grid (max 1 per sample).
+    snr_db : ndarray, shape (n,)
+        SNR of each sample (dB).
+    source_index : ndarray, shape (n,)
+        Index of the source image (-1 for procedural phantoms, which use ``seed`` streams).
+    split : str
+        "train", "val" or "test".
+    """
+
+    measurements: np.ndarray
+    phantoms: np.ndarray
+    snr_db: np.ndarray
+    source_index: np.ndarray
+    split: str
+
+
+def split_indices(
+    num_images: int,
+    split: str,
+    test_start: int = 9000,
+    val_fraction: float = 0.1,
+) -> np.ndarray:
+    """Source images of a split: [0, test_start) is train + val (val is its last part),
+    [test_start, num_images) is test."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    test_start = min(test_start, num_images)
+    n_val = round(test_start * val_fraction)
+    if split == "train":
+        return np.arange(0, test_start - n_val)
+    if split == "val":
+        return np.arange(test_start - n_val, test_start)
+    return np.arange(test_start, num_images)
+
+
+def iter_training_set(
+    system_matrix: SystemMatrix,
+    source: str | Path | None,
+    num_samples: int,
+    split: str = "train",
+    snr_range: tuple[float, float] = (20.0, 40.0),
+    seed: int = 0,
+    key: str | None = None,
+    test_start: int = 9000,
+    val_fraction: float = 0.1,
+) -> Generator[Progress, None, TrainingSet]:
+    """Generate ``num_samples`` pairs of one split (see the module docstring).
+
+    ``source`` is an MNIST-style ``.npz`` (n, h, w), or None for procedural digit-like strokes
+    (then the split only changes the random streams, which never overlap).
+    """
+    sm = system_matrix
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    lo, hi = snr_range
+    if not lo <= hi:
+        raise ValueError(f"snr_range must be (low, high) in dB, got {snr_range}")
+    split_seed = {"train": 0, "val": 1, "test": 2}[split] if split in SPLITS else None
+    if split_seed is None:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    rng = np.random.default_rng([seed, split_seed])
+    images = None
+    if source is not None:
+        images = load_npz_images(source, key)
+        if images.ndim != 3:
+            raise ValueError(
+                f"training source {source}: needs (n, h, w) images, got {images.shape}"
+            )
+        pool = split_indices(images.shape[0], split, test_start, val_fraction)
+        if pool.size == 0:
+            raise ValueError(f"training source {source}: the '{split}' split has no images")
+        pool = rng.permutation(pool)  # every source image once before any repeats
+    phantoms = np.empty((num_samples, *sm.grid_shape), dtype=np.float32)
+    indices = np.full(num_samples, -1, dtype=np.int64)
+    snr = rng.uniform(lo, hi, size=num_samples)
+    u = np.empty((num_samples, sm.num_rows), dtype=np.complex64)
+    matrix = sm.matrix
+    step = max(1, num_samples // 100)
+    yield Progress(0, num_samples, f"{split} samples")
+    for i in range(num_samples):
+        if images is not None:
+            idx = int(pool[i % pool.size])
+            values = place_digit(images[idx], sm.grid, rng)
+            indices[i] = idx
+        else:
+            values = stroke_phantom(sm.grid, seed=int(rng.integers(2**62))).data[0]
+        phantoms[i] = values
+        clean = matrix @ values.reshape(-1).astype(np.complex64)
+        std = noise_std_for_snr(clean, snr[i]) if np.any(clean) else 0.0
+        u[i] = clean + complex_noise(clean.shape, std, rng)
+        if (i + 1) % step == 0 or i + 1 == num_samples:
+            yield Progress(i + 1, num_samples, f"{split} samples")
+    return TrainingSet(u, phantoms, snr, indices, split)
+
+
+def make_training_set(
+    system_matrix: SystemMatrix, source, num_samples: int, **kwargs
+) -> TrainingSet:
+    """Generate a split (see :func:`iter_training_set`)."""
+    return run(iter_training_set(system_matrix, source, num_samples, **kwargs))

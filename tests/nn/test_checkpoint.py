@@ -1,0 +1,59 @@
+"""Checkpoints: weights_only loading, fingerprint checks, atomic saves."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from napari_mpi.nn.checkpoint import load_checkpoint, save_checkpoint
+from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+CARD = {"method": "test", "architecture": {"c": 2}, "command": "x", "data": "y", "seed": 0,
+        "metrics": {}}  # fmt: skip
+
+
+def _sm(n):
+    scanner = get_preset("preclinical-2d")
+    return simulate_system_matrix(scanner, scanner_grid(scanner, (n, n)))
+
+
+def test_round_trip_and_fingerprint(tmp_path):
+    sm = _sm(5)
+    model = torch.nn.Linear(3, 2)
+    card = {**CARD, "fingerprint": sm.fingerprint(), "grid_shape": list(sm.grid_shape)}
+    save_checkpoint(tmp_path / "m", model.state_dict(), card)
+    state, back = load_checkpoint(tmp_path / "m", sm)
+    assert torch.equal(state["weight"], model.weight.detach()) and back["method"] == "test"
+    with pytest.raises(ValueError, match="another system matrix"):
+        load_checkpoint(tmp_path / "m", _sm(6))
+
+
+def test_refuses_pickled_objects(tmp_path):
+    save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    with open(tmp_path / "m" / "model.pt", "wb") as fh:
+        pickle.dump({"weight": Evil()}, fh)
+    with pytest.raises(ValueError, match="could not be loaded safely"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_card_must_be_complete_and_save_is_atomic(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="lacks"):
+        save_checkpoint(tmp_path / "m", {}, {"method": "x"})
+    save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
+    before = (tmp_path / "m" / "model.pt").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(RuntimeError):
+        save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
+    assert (tmp_path / "m" / "model.pt").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.json", "model.pt"]
