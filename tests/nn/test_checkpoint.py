@@ -30,6 +30,7 @@ def test_round_trip_and_fingerprint(tmp_path):
         load_checkpoint(tmp_path / "m", _sm(6))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_refuses_pickled_objects(tmp_path):
     save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
 

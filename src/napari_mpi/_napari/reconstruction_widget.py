@@ -43,7 +43,7 @@ def _param_widget(p):
             min=int(p.minimum if p.minimum is not None else -(10**9)),
             max=int(p.maximum if p.maximum is not None else 10**9),
         )  # fmt: skip
-    value = "" if p.default is None else repr(p.default)
+    value = "" if p.default is None else (p.default if p.kind is str else repr(p.default))
     return LineEdit(name=p.name, label=label, value=value, tooltip=p.help)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from . import reconstruct, simulate
+from . import reconstruct, simulate, train
 from ._common import positive_int
 
 EXIT_USAGE = 2
@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     simulate.add_parser(sub)
     reconstruct.add_parsers(sub)
+    train.add_parser(sub)
     return parser
 
 
@@ -233,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except (MDFError, CLIError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
