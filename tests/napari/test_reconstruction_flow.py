@@ -86,3 +86,39 @@ def test_reconstruction_errors_leave_napari_usable(simulated):
     rec.params["lam"].value = "0.1"
     rec.start()
     assert rec.state == "done" and len(viewer.layers) == n + 1
+
+
+def test_measurement_layer_from_a_file_uses_its_background(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    """A measurement opened with the reader is read again through its file, so the background
+    frames are subtracted when background correction is on."""
+    import napari_mpi as nm
+    from napari_mpi.simulation import (
+        get_preset,
+        scanner_grid,
+        simulate_measurement,
+        simulate_system_matrix,
+        write_simulated_measurement,
+    )
+    from napari_mpi.simulation.phantoms import make_phantom
+
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    scanner = get_preset("preclinical-2d")
+    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (9, 9)))
+    meas = simulate_measurement(sm, make_phantom("shape", sm.grid), 30, background_frames=3)
+    meas.background += 5.0  # a strong constant background in the empty-scanner frames
+    meas.data += 5.0
+    nm.write_mdf(tmp_path / "cal.mdf", sm)
+    write_simulated_measurement(tmp_path / "meas.mdf", meas)
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "cal.mdf"), plugin="napari-mpi")
+    viewer.open(str(tmp_path / "meas.mdf"), plugin="napari-mpi")
+    rec = ReconstructionWidget(viewer)
+    assert rec.measurement.value.name == "meas spectra"
+    _, corrected, _ = rec._inputs()
+    expected = meas.data[0] - meas.background.mean(axis=0)
+    np.testing.assert_allclose(corrected[0], expected, rtol=1e-4, atol=1e-4)
+    rec.background.value = False
+    _, raw, _ = rec._inputs()
+    np.testing.assert_allclose(raw[0], meas.data[0], rtol=1e-5, atol=1e-5)

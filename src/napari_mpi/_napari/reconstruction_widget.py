@@ -147,9 +147,11 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
             sm = select_frequencies(cal.metadata["system_matrix"], **sel)
         frames_mode = self.frames.value
         meas = self.measurement.value
-        if meas == _FILE:
-            path = Path(self.measurement_file.value)
-            name = path.stem
+        source = None if meas == _FILE else meas.metadata.get("source")
+        if meas == _FILE or (source and Path(source).is_file()):
+            # read through the file: background frames and the drive-field check apply
+            path = Path(self.measurement_file.value) if meas == _FILE else Path(source)
+            name = path.stem if meas == _FILE else meas.name
             with read_mdf(path) as f:
                 u = f.measurements(
                     sm,
