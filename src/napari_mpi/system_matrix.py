@@ -178,6 +178,42 @@ class SystemMatrix:
         h.update(self.matrix.tobytes())
         return h.hexdigest()[:16]
 
+    def signature(self, probes: int = 2) -> dict:
+        """A float summary to compare matrices within tolerance (see :func:`same_signature`).
+
+        Row norms, and the matrix applied to ``probes`` fixed pseudo-random vectors, with the
+        grid. Unlike :meth:`fingerprint`, it does not change when a matrix is recomputed with
+        rounding differences in the last bits.
+        """
+        rng = np.random.default_rng(12345)
+        vectors = rng.standard_normal((self.num_voxels, probes)).astype(np.float32)
+        proj = self.matrix @ vectors
+        return {
+            "grid_shape": list(self.grid_shape),
+            "fov": self.fov.tolist(),
+            "center": self.center.tolist(),
+            "row_norms": np.linalg.norm(self.matrix, axis=1).astype(float).tolist(),
+            "projection_real": proj.real.astype(float).ravel().tolist(),
+            "projection_imag": proj.imag.astype(float).ravel().tolist(),
+        }
+
+    def same_signature(self, signature: dict, rtol: float = 1e-3) -> bool:
+        """Whether ``signature`` (from :meth:`signature`) describes this matrix within ``rtol``."""
+        mine = self.signature()
+        if mine["grid_shape"] != list(signature.get("grid_shape", [])):
+            return False
+        for key in ("fov", "center"):
+            if not np.allclose(mine[key], signature[key], rtol=1e-6, atol=1e-9):
+                return False
+        for key in ("row_norms", "projection_real", "projection_imag"):
+            a, b = np.asarray(mine[key]), np.asarray(signature.get(key, []))
+            if a.shape != b.shape:
+                return False
+            scale = max(float(np.abs(b).max(initial=0.0)), 1e-30)
+            if not np.allclose(a, b, rtol=rtol, atol=rtol * scale):
+                return False
+        return True
+
     def __repr__(self) -> str:
         return (
             f"SystemMatrix(rows={self.num_rows}, grid_zyx={self.grid_shape}, "

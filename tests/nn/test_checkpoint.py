@@ -58,3 +58,27 @@ def test_card_must_be_complete_and_save_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
     assert (tmp_path / "m" / "model.pt").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.json", "model.pt"]
+
+
+def test_signature_tolerates_rounding_but_not_other_matrices(tmp_path):
+    import numpy as np
+
+    import napari_mpi as nm
+    from napari_mpi.simulation import Particles
+
+    sm = _sm(5)
+    card = {**CARD, "fingerprint": sm.fingerprint(), "signature": sm.signature()}
+    save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), card)
+    noise = np.random.default_rng(0).standard_normal(sm.matrix.shape) * 1e-7
+    rounded = nm.SystemMatrix(
+        sm.matrix + (noise * np.abs(sm.matrix).max()).astype(np.float32),
+        sm.channels, sm.frequency_indices, sm.frequencies, sm.grid_shape, sm.fov, sm.center,
+    )  # fmt: skip
+    assert rounded.fingerprint() != sm.fingerprint()
+    load_checkpoint(tmp_path / "m", rounded)  # accepted: same matrix up to rounding
+    scanner = get_preset("preclinical-2d")
+    other = simulate_system_matrix(
+        scanner, scanner_grid(scanner, (5, 5)), Particles(diameter=27e-9)
+    )
+    with pytest.raises(ValueError, match="another system matrix"):
+        load_checkpoint(tmp_path / "m", other)

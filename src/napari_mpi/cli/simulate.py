@@ -47,7 +47,7 @@ def _scanner(args: argparse.Namespace):
 def _particles(args: argparse.Namespace):
     from ..simulation import Particles
 
-    return Particles(diameter=args.diameter_nm * 1e-9, temperature=args.temperature)
+    return Particles(diameter=args.diameter_nm / 1e9, temperature=args.temperature)
 
 
 def _check_output(path: Path, overwrite: bool) -> None:

@@ -55,8 +55,9 @@ def load_checkpoint(
 ) -> tuple[dict, dict]:
     """Read a checkpoint; refuse one trained for another system matrix.
 
-    Returns ``(state_dict, card)``. With ``system_matrix``, a card carrying a fingerprint
-    must match it (same entries, rows and grid), else ValueError says what differs.
+    Returns ``(state_dict, card)``. With ``system_matrix``, a card carrying a ``signature``
+    (row norms and fixed random projections, compared within 1e-3) or else a ``fingerprint``
+    (exact hash) must match it, else ValueError says what differs.
     """
     import torch
 
@@ -69,16 +70,17 @@ def load_checkpoint(
         card = json.loads(card_path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
-    if system_matrix is not None and card.get("fingerprint"):
-        expected = card["fingerprint"]
-        if expected != system_matrix.fingerprint():
-            grid = card.get("grid_shape")
-            rows = card.get("rows")
+    if system_matrix is not None and (card.get("signature") or card.get("fingerprint")):
+        if card.get("signature"):
+            same = system_matrix.same_signature(card["signature"])
+        else:
+            same = card["fingerprint"] == system_matrix.fingerprint()
+        if not same:
             raise ValueError(
-                f"model {folder} was trained for another system matrix (fingerprint {expected}, "
-                f"grid {grid}, {rows} rows); this one has fingerprint "
-                f"{system_matrix.fingerprint()}, grid {list(system_matrix.grid_shape)}, "
-                f"{system_matrix.num_rows} rows"
+                f"model {folder} was trained for another system matrix (fingerprint "
+                f"{card.get('fingerprint')}, grid {card.get('grid_shape')}, {card.get('rows')} "
+                f"rows); this one has fingerprint {system_matrix.fingerprint()}, grid "
+                f"{list(system_matrix.grid_shape)}, {system_matrix.num_rows} rows"
             )
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)

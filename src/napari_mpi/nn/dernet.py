@@ -1,0 +1,78 @@
+"""DERnet (Phys. Med. Biol. 2024, section 2.2): end-to-end signal-to-image reconstruction.
+
+Feature-mapping subnetwork: (a) dropout and two 1D convolutions on the (real, imaginary) signal
+channels, (b) dropout and one fully connected layer to C2 x N1 x N2 image features, (c) a
+multi-scale block (1x1, 3x3, 5x5 with BN+ReLU, concatenated with its input, fused by a 3x3
+convolution), CBAM and a conv block; post-processing subnetwork (d): a U-Net with a residual
+connection, then CBAM, two convolutions and a final ReLU. The signal is normalised by its maximum
+amplitude b_max and the output multiplied by it (eqs 9-10). Our system matrices carry physical
+units, so the image/b_max ratio is far from 1; a constant ``output_scale`` (the training data's
+median of max(image)/b_max, stored with the model) brings the network's own output to order 1,
+which keeps the final ReLU from dying at the start of training.
+
+Where the paper is vague (activations inside the 1D block, U-Net depth and widths) this module
+uses a ReLU between the two 1D convolutions and U-Net widths (2 C5/8, C5/4, C5/2, C5) with three
+poolings; the paper's hyperparameters are the defaults (C1=8, C2=4, C3=16, C4=8, C5=128,
+dropout 0.05).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import CBAM, UNet, conv_bn_relu
+
+
+class DERnet(nn.Module):
+    """DERnet for ``rows`` complex inputs and an image of ``grid`` = (N1, N2) voxels."""
+
+    def __init__(
+        self,
+        rows: int,
+        grid: tuple[int, int],
+        c1: int = 8,
+        c2: int = 4,
+        c3: int = 16,
+        c4: int = 8,
+        c5: int = 128,
+        dropout0: float = 0.05,
+        dropout1: float = 0.05,
+        output_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "rows": rows, "grid": list(grid), "c1": c1, "c2": c2, "c3": c3, "c4": c4, "c5": c5,
+            "dropout0": dropout0, "dropout1": dropout1, "output_scale": output_scale,
+        }  # fmt: skip
+        self.output_scale = float(output_scale)
+        self.grid = tuple(grid)
+        self.c2 = c2
+        self.signal = nn.Sequential(
+            nn.Dropout(dropout0),
+            nn.Conv1d(2, c1, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(c1, c1, 3, padding=1),
+        )
+        self.fc = nn.Sequential(nn.Dropout(dropout1), nn.Linear(c1 * rows, c2 * grid[0] * grid[1]))
+        self.branch1 = conv_bn_relu(c2, c3, 1)
+        self.branch3 = conv_bn_relu(c2, c3, 3)
+        self.branch5 = conv_bn_relu(c2, c3, 5)
+        self.merge = nn.Conv2d(c2 + 3 * c3, c3, 3, padding=1)
+        self.attention = CBAM(c3)
+        self.fuse = nn.Sequential(conv_bn_relu(c3, c4), conv_bn_relu(c4, c4))
+        self.unet = UNet(c4, c4, (max(4, c5 // 8), c5 // 4, c5 // 2, c5))
+        self.head = nn.Sequential(
+            CBAM(c4),
+            nn.Conv2d(c4, c4, 3, padding=1),
+            nn.Conv2d(c4, 1, 3, padding=1),
+            nn.ReLU(),
+        )
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        """``signal``: (batch, 2, rows), already divided by b_max. Returns (batch, N1, N2)."""
+        u0 = self.signal(signal)
+        i1 = self.fc(u0.flatten(1)).view(-1, self.c2, *self.grid)
+        i2 = self.merge(torch.cat([i1, self.branch1(i1), self.branch3(i1), self.branch5(i1)], 1))
+        i3 = self.fuse(self.attention(i2))
+        return self.head(i3 + self.unet(i3))[:, 0] * self.output_scale
