@@ -9,26 +9,6 @@ import napari_mpi as nm
 from mdf_factory import Layout, write_mdf_file
 from napari_mpi.metrics import psnr
 from napari_mpi.recon import get_method, kaczmarz_reference, methods, reconstruct
-from napari_mpi.simulation import (
-    get_preset,
-    scanner_grid,
-    simulate_measurement,
-    simulate_system_matrix,
-)
-from napari_mpi.simulation.phantoms import make_phantom
-
-
-@pytest.fixture(scope="module")
-def setup2d():
-    scanner = get_preset("preclinical-2d")
-    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (19, 19)))
-    phantom = make_phantom("two-points:gap=8,diameter=2", scanner_grid(scanner, (95, 95)))
-    meas = simulate_measurement(
-        sm, phantom, 30.0, frames=3, seed=1, simulate_on_phantom_grid=True, scanner=scanner
-    )
-    # frequency selection: rows whose signal stands above the measurement noise
-    rows = np.flatnonzero(np.abs(meas.clean) >= meas.noise_std)
-    return sm.select_rows(rows), meas.data[:, rows], meas.phantom
 
 
 def test_registry_lists_every_classical_method():
@@ -41,8 +21,8 @@ def test_registry_lists_every_classical_method():
 
 @pytest.mark.parametrize("weighting", [True, False])
 @pytest.mark.parametrize("lam", [0.0, 0.01, 1.0])
-def test_kaczmarz_equals_textbook_loop(setup2d, weighting, lam):
-    sm, u, _ = setup2d
+def test_kaczmarz_equals_textbook_loop(two_points_2d, weighting, lam):
+    sm, u, _ = two_points_2d
     fast = reconstruct(sm, u[:1], "kaczmarz", lam=lam, sweeps=4, row_weighting=weighting)
     slow = kaczmarz_reference(sm, u[0], lam=lam, sweeps=4, row_weighting=weighting)
     # single-precision sweeps against the double-precision loop
@@ -51,8 +31,8 @@ def test_kaczmarz_equals_textbook_loop(setup2d, weighting, lam):
     assert psnr(nm.MPIImage(fast.data[:1], sm.fov, sm.center), truth) > 60
 
 
-def test_kaczmarz_shuffled_rows_are_seeded(setup2d):
-    sm, u, _ = setup2d
+def test_kaczmarz_shuffled_rows_are_seeded(two_points_2d):
+    sm, u, _ = two_points_2d
     a = reconstruct(sm, u, "kaczmarz", shuffle=True, seed=3).data
     b = reconstruct(sm, u, "kaczmarz", shuffle=True, seed=3).data
     c = reconstruct(sm, u, "kaczmarz", shuffle=True, seed=4).data
@@ -71,8 +51,8 @@ def test_kaczmarz_shuffled_rows_are_seeded(setup2d):
         ("pinv", {"mode": "tsvd", "cutoff": 0.05}),
     ],
 )
-def test_every_method_returns_geometry_and_beats_unregularised(setup2d, method, params):
-    sm, u, truth = setup2d
+def test_every_method_returns_geometry_and_beats_unregularised(two_points_2d, method, params):
+    sm, u, truth = two_points_2d
     img = reconstruct(sm, u, method, **params)
     assert img.data.dtype == np.float32 and img.data.shape == (3, 1, 19, 19)
     assert img.data.min() >= 0
@@ -82,9 +62,9 @@ def test_every_method_returns_geometry_and_beats_unregularised(setup2d, method, 
     assert psnr(img, truth) > psnr(plain, truth) + 10
 
 
-def test_admm_l1_tv_at_least_as_good_as_art(setup2d):
+def test_admm_l1_tv_at_least_as_good_as_art(two_points_2d):
     """The DERnet paper's ordering at 30 dB: ADMM L1+TV >= ART in PSNR (tuned parameters)."""
-    sm, u, truth = setup2d
+    sm, u, truth = two_points_2d
     art = max(
         psnr(reconstruct(sm, u, "kaczmarz", lam=lam, sweeps=10), truth) for lam in (0.01, 0.1, 1.0)
     )
@@ -95,8 +75,8 @@ def test_admm_l1_tv_at_least_as_good_as_art(setup2d):
     assert admm >= art
 
 
-def test_admm_epsilon_constraint(setup2d):
-    sm, u, truth = setup2d
+def test_admm_epsilon_constraint(two_points_2d):
+    sm, u, truth = two_points_2d
     noise = np.sqrt(np.mean(np.abs(u - u.mean(0)) ** 2)) * np.sqrt(3 / 2)
     img = reconstruct(sm, u, "admm", data_term="constraint", noise_std=noise, iterations=300)
     assert psnr(img, truth) > 20
@@ -114,14 +94,14 @@ def test_admm_epsilon_constraint(setup2d):
         ({"method": "admm", "regularization": "l2"}, "regularization"),
     ],
 )
-def test_bad_parameters(setup2d, kwargs, message):
-    sm, u, _ = setup2d
+def test_bad_parameters(two_points_2d, kwargs, message):
+    sm, u, _ = two_points_2d
     with pytest.raises(ValueError, match=message):
         reconstruct(sm, u, **kwargs)
 
 
-def test_bad_measurements(setup2d):
-    sm, u, _ = setup2d
+def test_bad_measurements(two_points_2d):
+    sm, u, _ = two_points_2d
     with pytest.raises(ValueError, match="rows"):
         reconstruct(sm, u[:, :-1])
     bad = u.copy()
@@ -132,10 +112,10 @@ def test_bad_measurements(setup2d):
         reconstruct(sm, u[:0])
 
 
-def test_progress_and_cancel(setup2d):
+def test_progress_and_cancel(two_points_2d):
     from napari_mpi.recon import iter_reconstruct
 
-    sm, u, _ = setup2d
+    sm, u, _ = two_points_2d
     gen = iter_reconstruct(sm, u, "admm", iterations=100)
     steps = [next(gen) for _ in range(3)]
     assert steps[0].total == 100 and steps[-1].done == 2

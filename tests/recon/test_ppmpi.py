@@ -11,8 +11,6 @@ from napari_mpi.recon.ppmpi import _denoise, default_denoiser_path, load_denoise
 from napari_mpi.simulation import (
     get_preset,
     scanner_grid,
-    simulate_measurement,
-    simulate_system_matrix,
 )
 from napari_mpi.simulation.phantoms import make_phantom
 
@@ -39,27 +37,15 @@ def test_denoiser_removes_noise():
     assert 10 * np.log10(err_in / err_out) > 3
 
 
-@pytest.fixture(scope="module")
-def setup():
-    scanner = get_preset("preclinical-2d")
-    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (19, 19)))
-    phantom = make_phantom("two-points:gap=8,diameter=2", scanner_grid(scanner, (95, 95)))
-    meas = simulate_measurement(
-        sm, phantom, 30.0, frames=2, seed=1, simulate_on_phantom_grid=True, scanner=scanner
-    )
-    rows = np.flatnonzero(np.abs(meas.clean) >= meas.noise_std)
-    return sm.select_rows(rows), meas.data[:, rows], meas.phantom
-
-
-def test_ppmpi_reconstructs(setup):
-    sm, u, truth = setup
+def test_ppmpi_reconstructs(two_points_2d):
+    sm, u, truth = two_points_2d
     img = reconstruct(sm, u, "ppmpi", iterations=20)
-    assert img.data.shape == (2, 1, 19, 19) and img.data.min() >= 0
+    assert img.data.shape == (3, 1, 19, 19) and img.data.min() >= 0
     plain = reconstruct(sm, u, "pinv", lam=0.0, enforce_positive=False)
     assert psnr(img, truth) > psnr(plain, truth) + 10
 
 
-def test_bad_model_path(setup, tmp_path):
-    sm, u, _ = setup
+def test_bad_model_path(two_points_2d, tmp_path):
+    sm, u, _ = two_points_2d
     with pytest.raises(ValueError, match="missing"):
         reconstruct(sm, u, "ppmpi", model=str(tmp_path))

@@ -87,3 +87,19 @@ def load_checkpoint(
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise ValueError(f"model {folder}: {WEIGHTS} could not be loaded safely ({exc})") from None
     return state, card
+
+
+def build_model(model_class, state: dict, card: dict, folder: str | PathLike, **overrides):
+    """Instantiate ``model_class`` from the card's architecture and load ``state`` into it.
+
+    ValueError names the folder when the weights do not fit; the model is in eval mode.
+    """
+    arch = {k: v for k, v in card["architecture"].items() if k != "class"}
+    arch.update(overrides)
+    model = model_class(**arch)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"model {folder}: weights do not fit the architecture ({exc})") from None
+    model.eval()
+    return model

@@ -57,13 +57,10 @@ def model_rows(sm: SystemMatrix, card: dict, folder: Path) -> np.ndarray:
 
 def load_dernet(sm: SystemMatrix, path: str | Path | None = None):
     """(network, row indices into ``sm``, card) for a DERnet folder; checks the fingerprint."""
-    from ..nn.checkpoint import load_checkpoint
+    from ..nn.checkpoint import CARD, build_model, load_checkpoint
     from ..nn.dernet import DERnet
 
     folder = default_dernet_path() if path in (None, "", "default") else Path(path)
-
-    from ..nn.checkpoint import CARD
-
     if not (folder / CARD).is_file():
         raise ValueError(f"model {folder}: missing {CARD}")
     card = json.loads((folder / CARD).read_text())
@@ -74,17 +71,7 @@ def load_dernet(sm: SystemMatrix, path: str | Path | None = None):
     key = (str(folder.resolve()), id(sm), sub.fingerprint())
     if key not in _MODELS:
         state, card = load_checkpoint(folder, sub)
-        arch = dict(card["architecture"])
-        arch.pop("class", None)
-        arch["grid"] = tuple(arch["grid"])
-        net = DERnet(**arch)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"model {folder}: weights do not fit the architecture ({exc})"
-            ) from None
-        net.eval()
+        net = build_model(DERnet, state, card, folder, grid=tuple(card["architecture"]["grid"]))
         _MODELS[key] = (net, card)
     net, card = _MODELS[key]
     return net, rows, card

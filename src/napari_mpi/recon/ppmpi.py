@@ -35,7 +35,7 @@ def default_denoiser_path() -> Path:
 
 def load_denoiser(path: str | Path | None = None):
     """Load (and cache) a denoiser checkpoint; None or "default" gives the shipped one."""
-    from ..nn.checkpoint import load_checkpoint
+    from ..nn.checkpoint import build_model, load_checkpoint
     from ..nn.denoiser import DenoiserRDN
 
     folder = default_denoiser_path() if path in (None, "", "default") else Path(path)
@@ -46,15 +46,7 @@ def load_denoiser(path: str | Path | None = None):
             raise ValueError(
                 f"model {folder}: card says method {card.get('method')!r}, not a PP-MPI denoiser"
             )
-        arch = {k: v for k, v in card["architecture"].items() if k != "class"}
-        model = DenoiserRDN(**arch)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"model {folder}: weights do not fit the architecture ({exc})"
-            ) from None
-        model.eval()
+        model = build_model(DenoiserRDN, state, card, folder)
         _MODELS[key] = model
     return _MODELS[key]
 
