@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import h5py
 import numpy as np
 
 COMPLEX_FIELD_NAMES = (("r", "i"), ("real", "imag"), ("re", "im"))
@@ -74,9 +73,3 @@ def index_runs(indices: np.ndarray, max_gap: int = 0) -> Iterator[tuple[int, int
     for run in np.split(indices, breaks):
         start = int(run[0])
         yield start, int(run[-1]) + 1, run - start
-
-
-def dataset_size(ds: h5py.Dataset) -> int:
-    """Number of elements of a dataset (0 for an empty/null dataspace)."""
-    shape = ds.shape
-    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
