@@ -56,8 +56,9 @@ def test_wheel_ships_the_manifest(tmp_path):
         entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
         eps = zf.read(entry_points).decode()
         names = set(zf.namelist())
-    for part in ("model.pt", "card.json", "TRAINING.md"):
-        assert f"napari_mpi/models/ppmpi_denoiser/{part}" in names
+    for folder in ("ppmpi_denoiser", "dernet_preclinical2d", "cascaded_preclinical2d"):
+        for part in ("model.pt", "card.json", "TRAINING.md"):
+            assert f"napari_mpi/models/{folder}/{part}" in names
     assert shipped == (REPO / "napari.yaml").read_text()
     assert "napari-mpi = napari_mpi:napari.yaml" in eps
     assert "napari-mpi = napari_mpi.cli:main" in eps

@@ -7,7 +7,7 @@ a consumer can stop the work at any ``yield`` by closing the generator.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -15,11 +15,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of a long computation."""
+    """One step of a long computation.
+
+    Attributes
+    ----------
+    done, total : int
+        Steps done and steps in all.
+    message : str
+        One line for a progress bar.
+    info : dict
+        Numbers a consumer may plot or log, e.g. a training's ``epoch``, ``loss`` and
+        ``val_psnr_db``; empty when the work has nothing to report beyond the count.
+    """
 
     done: int
     total: int
     message: str = ""
+    info: dict = field(default_factory=dict, compare=False)
 
     @property
     def fraction(self) -> float:

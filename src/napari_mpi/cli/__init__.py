@@ -82,13 +82,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-#: (method, parameters, uses the SNR-selected rows); DERnet reads its own rows of the full matrix.
+#: (method, parameters, uses the SNR-selected rows); the networks read their own rows of the
+#: full matrix.
 DEMO_METHODS = (
     ("kaczmarz", {"lam": 0.1, "sweeps": 10}, True),
     ("admm", {"regularization": "l1+tv"}, True),
     ("pinv", {"lam": 0.01}, True),
     ("ppmpi", {}, True),
     ("dernet", {}, False),
+    ("cascaded", {}, False),
 )
 
 

@@ -1,4 +1,4 @@
-"""``napari-mpi train``: train learned methods (the PP-MPI denoiser today)."""
+"""``napari-mpi train``: train learned methods (PP-MPI's denoiser, DERnet, the cascaded network)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ._common import ProgressBar, positive_int
 
-TRAINABLE = ("ppmpi", "dernet")
+TRAINABLE = ("ppmpi", "dernet", "cascaded")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -22,8 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if holds_model and not args.overwrite:
         raise FileExistsError(f"{out}: holds a model already; pass --overwrite to replace it")
     command = "napari-mpi " + shlex.join(args.argv)
-    if args.method == "dernet":
-        return _train_dernet(args, out, command)
+    if args.method in ("dernet", "cascaded"):
+        return _train_signal_model(args, out, command)
     card = run(
         iter_train_denoiser(
             out,
@@ -45,35 +45,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_dernet(args: argparse.Namespace, out: Path, command: str) -> int:
+def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> int:
     from ..io import read_mdf
     from ..progress import run
+    from ..recon.cascaded import iter_train_cascaded
     from ..recon.dernet import iter_train_dernet
 
     if not args.calibration:
         raise ValueError(
-            "train dernet: --calibration CAL.mdf is required (a model fits one matrix)"
+            f"train {args.method}: --calibration CAL.mdf is required (a model fits one matrix)"
         )
     with read_mdf(args.calibration) as f:
         sm = f.system_matrix()
-    card = run(
-        iter_train_dernet(
+    common = {
+        "snr_threshold": args.snr_threshold,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "seed": args.seed,
+        "num_train": args.num_train,
+        "num_val": args.num_val,
+        "command": command,
+    }
+    if args.method == "dernet":
+        work = iter_train_dernet(sm, args.phantoms, out, **common)
+        name = "DERnet"
+    else:
+        work = iter_train_cascaded(
             sm,
             args.phantoms,
             out,
-            snr_threshold=args.snr_threshold,
-            epochs=args.epochs,
-            batch=args.batch,
-            seed=args.seed,
-            num_train=args.num_train,
-            num_val=args.num_val,
-            command=command,
-        ),
-        ProgressBar(not args.quiet),
-    )
+            loss=args.loss,
+            strategy=args.strategy,
+            stage1_epochs=args.stage1_epochs,
+            preliminary_weight=args.preliminary_weight,
+            **common,
+        )
+        name = f"cascaded network ({args.strategy}, {args.loss} loss)"
+    card = run(work, ProgressBar(not args.quiet))
     m = card["metrics"]
     print(
-        f"wrote {out}: DERnet for {card['rows']} rows, best validation PSNR "
+        f"wrote {out}: {name} for {card['rows']} rows, best validation PSNR "
         f"{m['val_psnr_db']:.2f} dB after {card['training']['epochs_done']} epoch(s), "
         f"{m['train_seconds']:.0f} s"
     )
@@ -81,6 +92,9 @@ def _train_dernet(args: argparse.Namespace, out: Path, command: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..nn.losses import LOSSES
+    from ..recon.cascaded import STRATEGIES
+
     tp = sub.add_parser("train", help="train a learned method (ppmpi: its denoiser)")
     tp.add_argument("method", help=f"one of {', '.join(TRAINABLE)}")
     tp.add_argument(
@@ -89,14 +103,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "procedural phantoms when omitted",
     )
     tp.add_argument(
-        "--calibration", help="calibration MDF (dernet: required; ppmpi: unused, not tied to one)"
+        "--calibration",
+        help="calibration MDF (dernet, cascaded: required; ppmpi: unused, not tied to one)",
     )
-    tp.add_argument("--epochs", type=positive_int, default=15, help="dernet: training epochs")
     tp.add_argument(
-        "--snr-threshold", type=float, default=10.0, help="dernet: rows with calibration SNR >= T"
+        "--epochs", type=positive_int, default=15, help="dernet, cascaded: training epochs"
     )
-    tp.add_argument("--num-train", type=positive_int, help="dernet: training pairs (8100)")
-    tp.add_argument("--num-val", type=positive_int, help="dernet: validation pairs (900)")
+    tp.add_argument(
+        "--snr-threshold",
+        type=float,
+        default=10.0,
+        help="dernet, cascaded: rows with calibration SNR >= T",
+    )
+    tp.add_argument("--num-train", type=positive_int, help="dernet, cascaded: pairs (8100)")
+    tp.add_argument("--num-val", type=positive_int, help="dernet, cascaded: validation (900)")
+    tp.add_argument("--loss", choices=LOSSES, default="l1+ssim", help="cascaded: training loss")
+    tp.add_argument(
+        "--strategy", choices=STRATEGIES, default="end-to-end", help="cascaded: training order"
+    )
+    tp.add_argument(
+        "--stage1-epochs",
+        type=int,
+        help="cascaded, stage-wise: epochs of module 1 alone (half of --epochs)",
+    )
+    tp.add_argument(
+        "--preliminary-weight",
+        type=float,
+        default=0.5,
+        help="cascaded, end-to-end: weight of the loss on the preliminary image",
+    )
     tp.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps")
     tp.add_argument("--batch", type=positive_int, default=32, help="samples per step")
     tp.add_argument("--size", type=positive_int, default=24, help="training image size (px)")

@@ -9,7 +9,7 @@ import numpy as np
 from ..image import MPIImage
 from ..progress import Progress, run
 from ..system_matrix import SystemMatrix
-from . import admm, dernet, direct, kaczmarz, ppmpi  # noqa: F401  (register the methods)
+from . import admm, cascaded, dernet, direct, kaczmarz, ppmpi  # noqa: F401  (registers)
 from .kaczmarz import kaczmarz_reference
 from .registry import Method, Param, get_method, methods, register
 

@@ -109,12 +109,14 @@ def iter_train_denoiser(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        info = {"step": step, "loss": float(loss.item())}
         if step % validate_every == 0 or step == steps:
             model.eval()
             with torch.no_grad():
                 val_mse = float(torch.mean((model(val_noisy) - val_clean) ** 2))
                 noisy_mse = float(torch.mean((val_noisy - val_clean) ** 2))
             model.train()
+            info.update(val_mse=val_mse, val_gain_db=float(10 * np.log10(noisy_mse / val_mse)))
             if val_mse < best:
                 best = val_mse
                 card = {
@@ -137,5 +139,5 @@ def iter_train_denoiser(
                     "fingerprint": None,
                 }
                 save_checkpoint(output, model.state_dict(), card)
-        yield Progress(step, steps, f"training denoiser (loss {loss.item():.2e})")
+        yield Progress(step, steps, f"training denoiser (loss {info['loss']:.2e})", info)
     return card

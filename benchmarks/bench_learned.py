@@ -1,0 +1,244 @@
+"""Benchmark: classical and learned reconstruction on the 1000 test digits (DERnet Tables 2-4).
+
+Test digits 9000-9999 of ../shared/data/mnist-test10k (never seen by any shipped model), placed
+as in the DERnet paper on a 95 x 95 grid (5x finer than the calibration, so the signal is not
+computed with the matrix used to reconstruct), through the ``preclinical-2d`` preset's default
+calibration (19 x 19, every bin), complex Gaussian noise at 20 / 25 / 30 / 35 dB SNR.
+``--signal calibration`` computes the signal as S c with the calibration itself instead, as
+the DERnet paper does (the inverse crime: reconstruction meets exactly the model it inverts).
+
+Classical parameters (and PP-MPI's rho) are tuned per SNR on validation digits (the first
+``--val-digits`` of 8100-8999, which the shipped networks used for validation only), by grid
+search on mean PSNR; the row selection (calibration SNR threshold) is part of the grid. DERnet
+and the cascaded network use their shipped models on their own rows.
+
+Reported per method and SNR: mean +- std of NRMSE, PSNR and SSIM (napari_mpi.metrics, eqs
+12-14 of the DERnet paper) and time per frame, both reconstructing all test frames at once
+(batch) and one frame at a time (first 20 frames; includes the per-call overhead).
+
+    python benchmarks/bench_learned.py [--digits 1000] [--val-digits 100] [--snr 20 25 30 35]
+        [--json benchmarks/results/learned.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_mpi.metrics import nrmse, psnr, ssim
+from napari_mpi.recon import reconstruct
+from napari_mpi.resample import resample
+from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+from napari_mpi.simulation.noise import add_noise
+from napari_mpi.simulation.phantoms import digit_phantom
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test10k" / "mnist.npz"
+THRESHOLDS = (10.0, 30.0)
+LAMS_ADMM = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+
+#: (label, registry name, fixed parameters, grid of tuned parameters); "snr_threshold" picks
+#: the rows (calibration SNR >= T), the rest are the method's own parameters.
+CLASSICAL = [
+    (
+        "ART",
+        "kaczmarz",
+        {},
+        {"snr_threshold": THRESHOLDS, "lam": (1e-3, 1e-2, 0.1, 1.0), "sweeps": (3, 10, 30)},
+    ),
+    ("ADMM L1", "admm", {"regularization": "l1"}, {"snr_threshold": THRESHOLDS, "lam": LAMS_ADMM}),
+    ("ADMM TV", "admm", {"regularization": "tv"}, {"snr_threshold": THRESHOLDS, "lam": LAMS_ADMM}),
+    (
+        "ADMM L1+TV",
+        "admm",
+        {"regularization": "l1+tv"},
+        {"snr_threshold": THRESHOLDS, "lam": LAMS_ADMM, "alpha_tv": (0.25, 0.5, 0.75)},
+    ),
+    ("PP-MPI", "ppmpi", {}, {"snr_threshold": THRESHOLDS, "rho": (0.01, 0.03, 0.1, 0.3, 1.0)}),
+]
+LEARNED = [("Cascaded", "cascaded", {}), ("DERnet", "dernet", {})]
+
+
+def make_data(full, fine_matrix, indices, snrs, coarse_grid, fine_grid):
+    """Targets (n, 19, 19) and noisy spectra {snr: (n, rows)} for the given digits; the clean
+    signal from the fine phantom (``fine_matrix`` given) or as S c on the calibration grid."""
+    targets, clean = [], []
+    coarse_matrix = full.matrix.astype(np.complex128)
+    for idx in indices:
+        phantom = digit_phantom(MNIST, fine_grid, index=int(idx), seed=int(idx))
+        target = resample(phantom, coarse_grid).data[0, 0]
+        targets.append(target)
+        if fine_matrix is None:
+            clean.append(coarse_matrix @ target.reshape(-1).astype(np.complex128))
+        else:
+            clean.append(fine_matrix @ phantom.data[0].reshape(-1).astype(np.complex128))
+    clean = np.array(clean)
+    noisy = {}
+    for snr in snrs:
+        rows = []
+        for idx, c in zip(indices, clean, strict=True):
+            rng = np.random.default_rng([int(idx), int(snr * 10)])
+            rows.append(add_noise(c, snr, rng)[0])
+        noisy[snr] = np.array(rows, dtype=np.complex64)
+    return np.array(targets), noisy
+
+
+def scores(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(n, 3) NRMSE, PSNR, SSIM per frame."""
+    return np.array(
+        [[nrmse(a, t), psnr(a, t), ssim(a, t)] for a, t in zip(images, targets, strict=True)]
+    )
+
+
+def run_method(full, u, name, params):
+    """Images (n, 19, 19) of one method; params may hold snr_threshold (row selection)."""
+    params = dict(params)
+    threshold = params.pop("snr_threshold", None)
+    if threshold is None:
+        sm, data = full, u
+    else:
+        rows = np.flatnonzero(full.snr >= threshold)
+        sm, data = full.select_rows(rows), u[:, rows]
+    return reconstruct(sm, data, name, **params).data[:, 0]
+
+
+def tune(full, u_val, targets, name, fixed, grid):
+    best, best_psnr = None, -np.inf
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        params = {**fixed, **dict(zip(keys, values, strict=True))}
+        images = run_method(full, u_val, name, params)
+        value = float(np.mean([psnr(a, t) for a, t in zip(images, targets, strict=True)]))
+        if value > best_psnr:
+            best, best_psnr = params, value
+    return best, best_psnr
+
+
+def timed(full, u, name, params, single: int):
+    t0 = time.perf_counter()
+    images = run_method(full, u, name, params)
+    batch = (time.perf_counter() - t0) / u.shape[0]
+    run_method(full, u[:1], name, params)  # warm caches for the one-frame timing
+    t0 = time.perf_counter()
+    for i in range(min(single, u.shape[0])):
+        run_method(full, u[i : i + 1], name, params)
+    one = (time.perf_counter() - t0) / min(single, u.shape[0])
+    return images, batch, one
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--digits", type=int, default=1000)
+    parser.add_argument("--val-digits", type=int, default=100)
+    parser.add_argument("--snr", type=float, nargs="+", default=[20.0, 25.0, 30.0, 35.0])
+    parser.add_argument("--single", type=int, default=20, help="frames timed one at a time")
+    parser.add_argument(
+        "--signal",
+        choices=("fine", "calibration"),
+        default="fine",
+        help="clean signal from the phantom on a 5x finer grid (no inverse crime), or S c with "
+        "the calibration itself (the DERnet paper's protocol)",
+    )
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    t_start = time.perf_counter()
+    scanner = get_preset("preclinical-2d")
+    coarse = scanner_grid(scanner, (19, 19))
+    fine_grid = scanner_grid(scanner, (95, 95))
+    full = simulate_system_matrix(scanner, coarse)
+    fine_matrix = None
+    if args.signal == "fine":
+        fine = simulate_system_matrix(scanner, fine_grid)
+        assert np.array_equal(fine.frequency_indices, full.frequency_indices)
+        fine_matrix = fine.matrix.astype(np.complex128)
+    test_idx = np.arange(9000, 9000 + args.digits)
+    val_idx = np.arange(8100, 8100 + args.val_digits)
+    t_test, u_test = make_data(full, fine_matrix, test_idx, args.snr, coarse, fine_grid)
+    t_val, u_val = make_data(full, fine_matrix, val_idx, args.snr, coarse, fine_grid)
+    print(
+        f"data: {args.digits} test + {args.val_digits} validation digits "
+        f"({time.perf_counter() - t_start:.0f} s)",
+        flush=True,
+    )
+    results = {
+        "snr_db": args.snr,
+        "digits": args.digits,
+        "val_digits": args.val_digits,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "methods": {},
+    }
+    for snr in args.snr:
+        for label, name, fixed, grid in CLASSICAL:
+            params, val_psnr = tune(full, u_val[snr], t_val, name, fixed, grid)
+            images, batch, one = timed(full, u_test[snr], name, params, args.single)
+            _record(results, label, snr, scores(images, t_test), batch, one, params, val_psnr)
+        for label, name, params in LEARNED:
+            images, batch, one = timed(full, u_test[snr], name, params, args.single)
+            _record(results, label, snr, scores(images, t_test), batch, one, params, None)
+    results["seconds"] = time.perf_counter() - t_start
+    print(table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def _record(results, label, snr, s, batch, one, params, val_psnr) -> None:
+    entry = results["methods"].setdefault(label, {})
+    entry[str(snr)] = {
+        "nrmse": [float(s[:, 0].mean()), float(s[:, 0].std())],
+        "psnr": [float(s[:, 1].mean()), float(s[:, 1].std())],
+        "ssim": [float(s[:, 2].mean()), float(s[:, 2].std())],
+        "ms_per_frame_batch": batch * 1e3,
+        "ms_per_frame_single": one * 1e3,
+        "params": params,
+        "val_psnr": val_psnr,
+    }
+    print(
+        f"{snr:g} dB {label:<11} PSNR {s[:, 1].mean():.2f} +- {s[:, 1].std():.2f}  "
+        f"SSIM {s[:, 2].mean():.3f}  NRMSE {s[:, 0].mean():.3f}  batch {batch * 1e3:.3f} ms  "
+        f"single {one * 1e3:.2f} ms  {params}",
+        flush=True,
+    )
+
+
+def table(results: dict) -> str:
+    """Markdown tables: one per metric, methods as rows, SNRs as columns."""
+    snrs = [str(s) for s in results["snr_db"]]
+    lines = []
+    for metric, title, digits in (
+        ("psnr", "PSNR (dB)", 2),
+        ("ssim", "SSIM", 3),
+        ("nrmse", "NRMSE", 3),
+    ):
+        lines += [
+            f"\n{title}, mean +- std over {results['digits']} test digits\n",
+            "| method | " + " | ".join(f"{float(s):g} dB" for s in snrs) + " |",
+            "|---" * (len(snrs) + 1) + "|",
+        ]
+        for label, entry in results["methods"].items():
+            cells = [
+                f"{entry[s][metric][0]:.{digits}f} +- {entry[s][metric][1]:.{digits}f}"
+                for s in snrs
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "\nTime per frame (ms; batch of all test frames / one frame at a time), at "
+        f"{float(snrs[-1]):g} dB\n",
+        "| method | batch | single |",
+        "|---|---|---|",
+    ]
+    for label, entry in results["methods"].items():
+        e = entry[snrs[-1]]
+        lines.append(
+            f"| {label} | {e['ms_per_frame_batch']:.3f} | {e['ms_per_frame_single']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

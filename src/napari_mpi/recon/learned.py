@@ -1,0 +1,281 @@
+"""What the signal-to-image networks (DERnet, the cascaded network) share.
+
+A model is tied to the system matrix it was trained for: its card records the (period,
+channel, frequency) rows it reads (chosen by an SNR threshold on the calibration) and the
+fingerprint and signature of the system matrix restricted to those rows. Reconstruction picks
+those rows from the given system matrix and measurements and refuses a mismatch; so a model
+trained on a calibration read with default settings works with that calibration read the same
+way, and with any selection that still contains its rows.
+
+Training (:func:`iter_train_signal_model`) makes pairs from :mod:`.training_data`, normalises
+each signal by its maximum amplitude b_max (DERnet eq. 9), runs Adam over one or more phases
+(each with its own trainable parameters and loss), validates after every epoch and keeps the
+best validation model on disk. It is a generator: it yields :class:`~napari_mpi.progress.
+Progress` with ``info`` (phase, epoch, step, loss, and after each epoch val_loss, val_mse,
+val_psnr_db), and closing it keeps the best checkpoint written so far.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..progress import Progress
+from ..system_matrix import SystemMatrix
+from .selection import select_frequencies
+from .training_data import iter_training_set
+
+_MODELS: dict[tuple, tuple] = {}
+
+
+def row_keys(sm: SystemMatrix) -> list[tuple[int, int, int]]:
+    """(period, channel, frequency index) of every row of ``sm``."""
+    return [
+        (int(p), int(c), int(k))
+        for p, c, k in zip(sm.periods, sm.channels, sm.frequency_indices, strict=True)
+    ]
+
+
+def model_rows(sm: SystemMatrix, card: dict, folder: Path) -> np.ndarray:
+    """Indices of the model's rows in ``sm``; ValueError naming what is missing."""
+    lookup = {key: i for i, key in enumerate(row_keys(sm))}
+    wanted = [tuple(r) for r in card["row_keys"]]
+    missing = [r for r in wanted if r not in lookup]
+    if missing:
+        raise ValueError(
+            f"model {folder} reads {len(wanted)} rows; {len(missing)} of them are not in this "
+            f"system matrix (e.g. channel {missing[0][1]}, bin {missing[0][2]}): read the "
+            "calibration without a stricter frequency selection"
+        )
+    return np.array([lookup[r] for r in wanted])
+
+
+def normalise_signal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[Re, Im] / b_max per frame (DERnet eq. 9): (F, 2, rows) float32, and b_max (F,)."""
+    b_max = np.abs(u).max(axis=1)
+    b_max = np.where(b_max > 0, b_max, 1.0)
+    x = np.stack([u.real, u.imag], axis=1) / b_max[:, None, None]
+    return x.astype(np.float32), b_max.astype(np.float32)
+
+
+def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default: Path):
+    """(network, row indices into ``sm``, card) for a model folder; checks the method, the
+    rows and the signature of the system matrix on those rows. Networks are cached."""
+    from ..nn.checkpoint import CARD, build_model, load_checkpoint
+
+    folder = default if path in (None, "", "default") else Path(path)
+    if not (folder / CARD).is_file():
+        raise ValueError(f"model {folder}: missing {CARD}")
+    try:
+        card = json.loads((folder / CARD).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+    if card.get("method") != method:
+        raise ValueError(f"model {folder}: card says method {card.get('method')!r}, not {method}")
+    if "row_keys" not in card:
+        raise ValueError(f"model {folder}: {CARD} lacks 'row_keys' (the rows the model reads)")
+    rows = model_rows(sm, card, folder)
+    sub = sm.select_rows(rows)
+    key = (
+        method,
+        str(folder.resolve()),
+        (folder / "model.pt").stat().st_mtime_ns,
+        sub.fingerprint(),
+    )
+    if key not in _MODELS:
+        state, card = load_checkpoint(folder, sub)
+        net = build_model(
+            model_class, state, card, folder, grid=tuple(card["architecture"]["grid"])
+        )
+        _MODELS[key] = (net, card)
+    net, card = _MODELS[key]
+    return net, rows, card
+
+
+@dataclass
+class Phase:
+    """One stretch of training.
+
+    Attributes
+    ----------
+    name : str
+        Shown in progress messages ("end-to-end", "module 1", ...).
+    epochs : int
+        Passes over the training pairs.
+    parameters : Callable[[nn.Module], iterable]
+        The trainable parameters of this phase (the rest are frozen).
+    loss : Callable[[dict, Tensor], Tensor]
+        Loss of the network's named outputs (each (batch, N1, N2), physical units) against the
+        phantoms.
+    frozen : Callable[[nn.Module], list of nn.Module], optional
+        Sub-modules kept in evaluation mode during this phase (frozen batch-norm statistics,
+        no dropout), e.g. module 1 while module 2 of the cascaded network trains.
+    """
+
+    name: str
+    epochs: int
+    parameters: Callable[[Any], Any]
+    loss: Callable[[dict, Any], Any]
+    frozen: Callable[[Any], list] | None = None
+
+
+def iter_train_signal_model(
+    system_matrix: SystemMatrix,
+    source: str | Path | None,
+    output: str | Path,
+    *,
+    method: str,
+    build: Callable[[SystemMatrix, float], Any],
+    outputs: Callable[[Any, Any], dict],
+    phases: list[Phase],
+    select: Callable[[dict, Any], Any],
+    snr_threshold: float | None = 10.0,
+    batch: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    num_train: int | None = None,
+    num_val: int | None = None,
+    command: str | None = None,
+    card_extra: dict | None = None,
+) -> Generator[Progress, None, dict]:
+    """Train a signal-to-image network for ``system_matrix`` (see the module docstring).
+
+    ``build(sm, output_scale)`` makes the network for the selected rows ``sm``;
+    ``outputs(net, x)`` runs it on normalised signals and returns its named images, "final"
+    being the one reconstruction returns; ``select(outputs, target)`` is the validation score
+    (lower is better) that picks the checkpoint kept. Rows: those with calibration
+    SNR >= ``snr_threshold`` (all when None). Data: ``num_train`` (8100) and ``num_val`` (900)
+    pairs from the training and validation splits, SNR uniform in 20-40 dB.
+    """
+    import torch
+
+    from ..nn.checkpoint import save_checkpoint
+
+    if system_matrix.grid_shape[0] != 1:
+        raise ValueError(f"{method}: only 2D grids (one voxel along z) are supported")
+    if not phases or any(p.epochs < 0 for p in phases):
+        raise ValueError(f"{method}: training needs phases with epochs >= 0")
+    sm = (
+        system_matrix if snr_threshold is None else select_frequencies(system_matrix, snr_threshold)
+    )
+    if sm.num_rows == 0:
+        raise ValueError(f"{method}: no rows with calibration SNR >= {snr_threshold}")
+    n_train = num_train or 8100
+    n_val = num_val or 900
+    torch.manual_seed(seed)
+    yield Progress(0, 1, "making training data")
+    train = yield from iter_training_set(sm, source, n_train, split="train", seed=seed)
+    val = yield from iter_training_set(sm, source, n_val, split="val", seed=seed)
+    xt, bt = normalise_signal(train.measurements)
+    ratio = train.phantoms.reshape(n_train, -1).max(axis=1) / bt
+    net = build(sm, float(np.median(ratio[np.isfinite(ratio)])))
+    xv, bv = normalise_signal(val.measurements)
+    yt, yv = torch.from_numpy(train.phantoms[:, 0]), torch.from_numpy(val.phantoms[:, 0])
+    xt, bt = torch.from_numpy(xt), torch.from_numpy(bt)
+    xv, bv = torch.from_numpy(xv), torch.from_numpy(bv)
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = int(np.ceil(n_train / batch))
+    total = sum(p.epochs for p in phases) * steps_per_epoch
+    total_epochs = sum(p.epochs for p in phases)
+    command = shlex.join(sys.argv) if command is None else command
+    best, card, history = float("inf"), {}, []
+    t0 = time.perf_counter()
+    step = epoch_count = 0
+
+    def scaled(out: dict, b: torch.Tensor) -> dict:
+        return {k: v * b[:, None, None] for k, v in out.items()}
+
+    for phase in phases:
+        trainable = list(phase.parameters(net))
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in trainable:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(trainable, lr=lr)
+        for _ in range(phase.epochs):
+            epoch_count += 1
+            net.train()
+            for module in phase.frozen(net) if phase.frozen else ():
+                module.eval()
+            order = rng.permutation(n_train)
+            label = f"{phase.name}, epoch {epoch_count}/{total_epochs}"
+            for i in range(steps_per_epoch):
+                idx = torch.from_numpy(order[i * batch : (i + 1) * batch])
+                loss = phase.loss(scaled(outputs(net, xt[idx]), bt[idx]), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                info = {
+                    "phase": phase.name,
+                    "epoch": epoch_count,
+                    "step": step,
+                    "loss": float(loss.item()),
+                }
+                yield Progress(step, total, f"{label}, loss {info['loss']:.3g}", info)
+            net.eval()
+            with torch.no_grad():
+                out_v = scaled(outputs(net, xv), bv)
+                score = float(select(out_v, yv))
+                mse = torch.mean((out_v["final"] - yv) ** 2, dim=(1, 2))
+                psnr = 10 * torch.log10(yv.amax(dim=(1, 2)) ** 2 / mse.clamp_min(1e-20))
+            record = {
+                "epoch": epoch_count,
+                "phase": phase.name,
+                "val_loss": score,
+                "val_mse": float(mse.mean()),
+                "val_psnr_db": float(psnr.mean()),
+            }
+            history.append(record)
+            if score < best:
+                best = score
+                card = {
+                    "method": method,
+                    "architecture": {"class": type(net).__name__, **net.config},
+                    "grid_shape": list(sm.grid_shape),
+                    "rows": sm.num_rows,
+                    "row_keys": row_keys(sm),
+                    "snr_threshold": snr_threshold,
+                    "fingerprint": sm.fingerprint(),
+                    "signature": sm.signature(),
+                    "command": command,
+                    "data": {
+                        "source": str(source) if source else "procedural",
+                        "train": n_train,
+                        "val": n_val,
+                        "snr_db": [20, 40],
+                    },
+                    "seed": seed,
+                    "training": {
+                        "epochs_done": epoch_count,
+                        "batch": batch,
+                        "lr": lr,
+                        "phases": [[p.name, p.epochs] for p in phases],
+                        **(card_extra or {}),
+                    },
+                    "metrics": {
+                        "val_loss": score,
+                        "val_mse": record["val_mse"],
+                        "val_psnr_db": record["val_psnr_db"],
+                        "train_seconds": time.perf_counter() - t0,
+                    },
+                    "history": list(history),
+                }
+                save_checkpoint(output, net.state_dict(), card)
+            yield Progress(
+                step,
+                total,
+                f"{label}, validation PSNR {record['val_psnr_db']:.2f} dB",
+                {**record, "step": step, "best": score == best},
+            )
+    for p in net.parameters():
+        p.requires_grad_(True)
+    return card

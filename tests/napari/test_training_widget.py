@@ -1,0 +1,89 @@
+"""Training widget: trains in a worker with a live loss plot; cancel keeps the best checkpoint;
+bad settings are reported without touching an existing model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_mpi._napari.layers import system_matrix_layer
+from napari_mpi._napari.training_widget import TrainingWidget
+from napari_mpi.recon import reconstruct
+from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def small_sm():
+    scanner = get_preset("preclinical-2d")
+    return simulate_system_matrix(scanner, scanner_grid(scanner, (9, 9)))
+
+
+@pytest.fixture
+def widget(make_napari_viewer, small_sm):
+    from napari.layers import Layer
+
+    viewer = make_napari_viewer()
+    viewer.add_layer(Layer.create(*system_matrix_layer(small_sm, "cal 9x9")))
+    w = TrainingWidget(viewer)
+    assert w.calibration.value.name == "cal 9x9"
+    w.num_train.value, w.num_val.value, w.batch.value = 48, 8, 16
+    return w
+
+
+@pytest.mark.parametrize("method", ["cascaded", "dernet"])
+def test_training_writes_a_model_and_plots_losses(widget, small_sm, tmp_path, monkeypatch, method):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    widget.method.value = method
+    widget.epochs.value = 2
+    widget.output.value = tmp_path / method
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / method / "card.json").read_text())
+    assert card["method"] == method and card["training"]["epochs_done"] >= 1
+    h = widget.history
+    assert len(h["loss"]) == 2 * 3 and len(h["val"]) == 2  # 48 pairs / 16 per step, 2 epochs
+    assert all(np.isfinite(h["loss"])) and widget._canvas is not None
+    lines = widget._canvas.figure.axes[0].get_lines()
+    assert len(lines[0].get_xdata()) == 6
+    u = np.ones((1, small_sm.num_rows), np.complex64)
+    img = reconstruct(small_sm, u, method, model=str(tmp_path / method))
+    assert img.data.shape == (1, 1, 9, 9)
+
+
+def test_cancel_keeps_the_best_checkpoint(widget, qtbot, tmp_path):
+    widget.method.value = "cascaded"
+    widget.epochs.value = 500
+    widget.output.value = tmp_path / "m"
+    widget.start()
+    assert widget.state == "running" and widget.worker is not None
+    worker = widget.worker
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        qtbot.waitUntil(lambda: len(widget.history["val"]) >= 1, timeout=60000)
+        widget.cancel()
+    qtbot.waitUntil(lambda: widget.state == "cancelled" and widget.worker is None, timeout=5000)
+    assert "best checkpoint" in widget.status.value
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert 1 <= card["training"]["epochs_done"] < 500
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_bad_settings_are_reported(widget, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    widget.start()  # no model folder chosen
+    assert widget.state == "failed" and "model folder" in widget.status.value
+    existing = tmp_path / "old"
+    existing.mkdir()
+    (existing / "card.json").write_text('{"keep": 1}')
+    widget.output.value = existing
+    widget.start()
+    assert widget.state == "failed" and "holds a model" in widget.status.value
+    assert (existing / "card.json").read_text() == '{"keep": 1}'
+    widget.output.value = tmp_path / "new"
+    widget.phantoms.value = tmp_path / "missing.npz"
+    widget.start()
+    assert widget.state == "failed" and "missing.npz" in widget.status.value
+    assert widget.run_button.enabled and not (tmp_path / "new").exists()
