@@ -40,6 +40,7 @@ bench: setup
 	$(PY) benchmarks/bench_mdf_io.py
 	$(PY) benchmarks/bench_simulation.py
 	$(PY) benchmarks/bench_reconstruction.py
+	$(PY) benchmarks/bench_learned.py --json benchmarks/results/learned.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
