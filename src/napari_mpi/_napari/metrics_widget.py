@@ -10,6 +10,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, Select, Tab
 
 from .. import metrics
 from ..image import MPIImage
+from ._plot import dock_canvas
 from .writer import image_from_layer_data
 
 if TYPE_CHECKING:
@@ -120,13 +121,7 @@ class MetricsWidget(Container):
         return self.profiles
 
     def _draw(self) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        if self._canvas is None:
-            self._canvas = FigureCanvasQTAgg(Figure(figsize=(4, 3), tight_layout=True))
-            self._canvas.setMinimumHeight(220)
-            self.native.layout().addWidget(self._canvas)
+        self._canvas = dock_canvas(self, self._canvas)
         fig = self._canvas.figure
         fig.clear()
         ax = fig.add_subplot(111)

@@ -20,6 +20,7 @@ from magicgui.widgets import (
 from ..io import read_mdf
 from ..nn.checkpoint import CARD, WEIGHTS
 from . import _workers
+from ._plot import dock_canvas
 
 if TYPE_CHECKING:
     import napari
@@ -201,14 +202,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             self.status.value = "cancelled: the best checkpoint written so far is kept"
 
     def _draw(self) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self._last_draw = time.monotonic()
-        if self._canvas is None:
-            self._canvas = FigureCanvasQTAgg(Figure(figsize=(4, 3), tight_layout=True))
-            self._canvas.setMinimumHeight(220)
-            self.native.layout().addWidget(self._canvas)
+        self._canvas = dock_canvas(self, self._canvas)
         fig = self._canvas.figure
         fig.clear()
         ax = fig.add_subplot(111)

@@ -21,8 +21,13 @@ import numpy as np
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
 from .direct import reconstruction_matrix
-from .learned import Phase, iter_train_signal_model, load_signal_model, normalise_signal
-from .registry import Method, Param, check_inputs, register
+from .learned import (
+    Phase,
+    iter_infer_signal_model,
+    iter_train_signal_model,
+    load_signal_model,
+)
+from .registry import Method, Param, register
 
 STRATEGIES = ("end-to-end", "stage-wise")
 
@@ -44,20 +49,12 @@ def iter_cascaded(
 ) -> Generator[Progress, None, np.ndarray]:
     """Cascaded-network inference: b_max Net(b / b_max); ``stage`` "preliminary" returns
     module 1's image instead of the final one. Returns (frames, voxels)."""
-    import torch
-
-    u = check_inputs(sm, measurements)
-    if sm.grid_shape[0] != 1:
-        raise ValueError("cascaded: only 2D grids (one voxel along z) are supported")
-    net, rows, _ = load_cascaded(sm, model)
-    yield Progress(0, 1, "cascaded")
-    x, b_max = normalise_signal(u[:, rows])
-    with torch.no_grad():
-        preliminary, final = net(torch.from_numpy(x))
-    out = (preliminary if stage == "preliminary" else final).numpy()
-    images = out.reshape(out.shape[0], -1) * b_max[:, None]
-    yield Progress(1, 1, "cascaded")
-    return np.maximum(images, 0.0)
+    index = 0 if stage == "preliminary" else 1
+    return (
+        yield from iter_infer_signal_model(
+            sm, measurements, "cascaded", lambda s: load_cascaded(s, model), lambda o: o[index]
+        )
+    )
 
 
 def iter_train_cascaded(

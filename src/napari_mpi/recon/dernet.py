@@ -15,8 +15,13 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .learned import Phase, iter_train_signal_model, load_signal_model, normalise_signal
-from .registry import Method, Param, check_inputs, register
+from .learned import (
+    Phase,
+    iter_infer_signal_model,
+    iter_train_signal_model,
+    load_signal_model,
+)
+from .registry import Method, Param, register
 
 
 def default_dernet_path() -> Path:
@@ -35,19 +40,11 @@ def iter_dernet(
     sm: SystemMatrix, measurements: np.ndarray, model: str = "default"
 ) -> Generator[Progress, None, np.ndarray]:
     """DERnet inference (eq. 10: b_max Net(b / b_max)); returns (frames, voxels)."""
-    import torch
-
-    u = check_inputs(sm, measurements)
-    if sm.grid_shape[0] != 1:
-        raise ValueError("dernet: only 2D grids (one voxel along z) are supported")
-    net, rows, _ = load_dernet(sm, model)
-    yield Progress(0, 1, "dernet")
-    x, b_max = normalise_signal(u[:, rows])
-    with torch.no_grad():
-        out = net(torch.from_numpy(x)).numpy()
-    images = out.reshape(out.shape[0], -1) * b_max[:, None]
-    yield Progress(1, 1, "dernet")
-    return np.maximum(images, 0.0)
+    return (
+        yield from iter_infer_signal_model(
+            sm, measurements, "dernet", lambda s: load_dernet(s, model)
+        )
+    )
 
 
 def iter_train_dernet(

@@ -100,6 +100,31 @@ def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default:
     return net, rows, card
 
 
+def iter_infer_signal_model(
+    sm: SystemMatrix, measurements: np.ndarray, method: str, load, pick=lambda out: out
+) -> Generator[Progress, None, np.ndarray]:
+    """Inference of a signal-to-image network: b_max Net(b / b_max) (DERnet eq. 10).
+
+    ``load(sm)`` returns (network, row indices, card); ``pick`` chooses the image from the
+    network's output. Returns (frames, voxels), non-negative.
+    """
+    import torch
+
+    from .registry import check_inputs
+
+    u = check_inputs(sm, measurements)
+    if sm.grid_shape[0] != 1:
+        raise ValueError(f"{method}: only 2D grids (one voxel along z) are supported")
+    net, rows, _ = load(sm)
+    yield Progress(0, 1, method)
+    x, b_max = normalise_signal(u[:, rows])
+    with torch.no_grad():
+        out = pick(net(torch.from_numpy(x))).numpy()
+    images = out.reshape(out.shape[0], -1) * b_max[:, None]
+    yield Progress(1, 1, method)
+    return np.maximum(images, 0.0)
+
+
 @dataclass
 class Phase:
     """One stretch of training.
