@@ -69,7 +69,7 @@ def normalise_signal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default: Path):
     """(network, row indices into ``sm``, card) for a model folder; checks the method, the
     rows and the signature of the system matrix on those rows. Networks are cached."""
-    from ..nn.checkpoint import CARD, build_model, load_checkpoint
+    from ..nn.checkpoint import CARD, WEIGHTS, build_model, load_checkpoint
 
     folder = default if path in (None, "", "default") else Path(path)
     if not (folder / CARD).is_file():
@@ -82,12 +82,14 @@ def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default:
         raise ValueError(f"model {folder}: card says method {card.get('method')!r}, not {method}")
     if "row_keys" not in card:
         raise ValueError(f"model {folder}: {CARD} lacks 'row_keys' (the rows the model reads)")
+    if not (folder / WEIGHTS).is_file():
+        raise ValueError(f"model {folder}: missing {WEIGHTS}")
     rows = model_rows(sm, card, folder)
     sub = sm.select_rows(rows)
     key = (
         method,
         str(folder.resolve()),
-        (folder / "model.pt").stat().st_mtime_ns,
+        (folder / WEIGHTS).stat().st_mtime_ns,
         sub.fingerprint(),
     )
     if key not in _MODELS:
