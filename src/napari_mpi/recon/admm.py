@@ -43,31 +43,29 @@ class Differences:
     def __init__(self, grid_shape: tuple[int, ...]) -> None:
         self.shape = tuple(int(s) for s in grid_shape)
         self.axes = [a for a, s in enumerate(self.shape) if s > 1]
+        # per axis: (all but the last, all but the first, the last) index along that axis,
+        # for arrays of shape (*grid_shape, frames)
+        self.slices = []
+        for axis in self.axes:
+            cut = [[slice(None)] * 4 for _ in range(3)]
+            cut[0][axis], cut[1][axis], cut[2][axis] = slice(0, -1), slice(1, None), slice(-1, None)
+            self.slices.append(tuple(tuple(c) for c in cut))
 
     def forward(self, x: np.ndarray, out: np.ndarray) -> None:
         """``out[d]`` = D_d x for every axis d; ``x`` (N, F), ``out`` (axes, N, F)."""
-        f = x.shape[1]
-        img = x.reshape(*self.shape, f)
-        for k, axis in enumerate(self.axes):
-            o = out[k].reshape(*self.shape, f)
-            lo = [slice(None)] * 3
-            hi = [slice(None)] * 3
-            last = [slice(None)] * 3
-            lo[axis], hi[axis], last[axis] = slice(0, -1), slice(1, None), slice(-1, None)
-            np.subtract(img[tuple(hi)], img[tuple(lo)], out=o[tuple(lo)])
-            o[tuple(last)] = 0.0
+        img = x.reshape(*self.shape, x.shape[1])
+        for k, (lo, hi, last) in enumerate(self.slices):
+            o = out[k].reshape(img.shape)
+            np.subtract(img[hi], img[lo], out=o[lo])
+            o[last] = 0.0
 
     def adjoint(self, v: np.ndarray, out: np.ndarray) -> None:
         """``out`` += sum_d D_d^T v[d]; ``v`` (axes, N, F), ``out`` (N, F)."""
-        f = out.shape[1]
-        o = out.reshape(*self.shape, f)
-        for k, axis in enumerate(self.axes):
-            vk = v[k].reshape(*self.shape, f)
-            lo = [slice(None)] * 3
-            hi = [slice(None)] * 3
-            lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-            o[tuple(lo)] -= vk[tuple(lo)]
-            o[tuple(hi)] += vk[tuple(lo)]
+        o = out.reshape(*self.shape, out.shape[1])
+        for k, (lo, hi, _) in enumerate(self.slices):
+            vk = v[k].reshape(o.shape)
+            o[lo] -= vk[lo]
+            o[hi] += vk[lo]
 
 
 class ADMMOperator:
@@ -91,7 +89,6 @@ class ADMMOperator:
         if use_tv:
             for d in difference_operators(sm.grid_shape):
                 k += self.rho * (d.T @ d).toarray()
-        self.constraint = constraint
         # K is symmetric positive definite and well conditioned (rho I); its explicit inverse
         # turns each c-update into one matrix product for all frames, in single precision
         factor = cho_factor(k, lower=True, check_finite=False)

@@ -210,9 +210,28 @@ def iter_train_signal_model(
     xv, bv = torch.from_numpy(xv), torch.from_numpy(bv)
     rng = np.random.default_rng(seed)
     steps_per_epoch = int(np.ceil(n_train / batch))
-    total = sum(p.epochs for p in phases) * steps_per_epoch
     total_epochs = sum(p.epochs for p in phases)
+    total = total_epochs * steps_per_epoch
     command = shlex.join(sys.argv) if command is None else command
+    # what the card says about the system matrix and the run does not change between epochs
+    card_base = {
+        "method": method,
+        "architecture": {"class": type(net).__name__, **net.config},
+        "grid_shape": list(sm.grid_shape),
+        "rows": sm.num_rows,
+        "row_keys": row_keys(sm),
+        "snr_threshold": snr_threshold,
+        "fingerprint": sm.fingerprint(),
+        "signature": sm.signature(),
+        "command": command,
+        "data": {
+            "source": str(source) if source else "procedural",
+            "train": n_train,
+            "val": n_val,
+            "snr_db": [20, 40],
+        },
+        "seed": seed,
+    }
     best, card, history = float("inf"), {}, []
     t0 = time.perf_counter()
     step = epoch_count = 0
@@ -265,22 +284,7 @@ def iter_train_signal_model(
             if score < best:
                 best = score
                 card = {
-                    "method": method,
-                    "architecture": {"class": type(net).__name__, **net.config},
-                    "grid_shape": list(sm.grid_shape),
-                    "rows": sm.num_rows,
-                    "row_keys": row_keys(sm),
-                    "snr_threshold": snr_threshold,
-                    "fingerprint": sm.fingerprint(),
-                    "signature": sm.signature(),
-                    "command": command,
-                    "data": {
-                        "source": str(source) if source else "procedural",
-                        "train": n_train,
-                        "val": n_val,
-                        "snr_db": [20, 40],
-                    },
-                    "seed": seed,
+                    **card_base,
                     "training": {
                         "epochs_done": epoch_count,
                         "batch": batch,
