@@ -13,6 +13,7 @@ from napari_mpi.cli import main
 from napari_mpi.metrics import psnr
 from napari_mpi.nn.cascaded import CascadedNet
 from napari_mpi.nn.losses import make_loss, ssim
+from napari_mpi.progress import run
 from napari_mpi.recon import reconstruct
 from napari_mpi.recon.cascaded import default_cascaded_path, iter_train_cascaded
 from napari_mpi.simulation import (
@@ -114,6 +115,26 @@ def test_end_to_end_learns_and_interrupting_keeps_the_checkpoint(small_sm, tmp_p
     assert img.data.shape == (1, 1, 9, 9) and np.isfinite(img.data).all()
 
 
+@pytest.mark.parametrize("fresh", [True, False])
+def test_fresh_noise_every_epoch(small_sm, tmp_path, monkeypatch, fresh):
+    from napari_mpi.recon.training_data import TrainingSet
+
+    calls = []
+    original = TrainingSet.redraw_noise
+    monkeypatch.setattr(
+        TrainingSet, "redraw_noise", lambda self, rng: calls.append(1) or original(self, rng)
+    )
+    out = tmp_path / "m"
+    run(
+        iter_train_cascaded(
+            small_sm, None, out, epochs=3, batch=16, num_train=32, num_val=8, fresh_noise=fresh
+        )
+    )
+    card = json.loads((out / "card.json").read_text())
+    assert len(calls) == (2 if fresh else 0)  # epochs 2 and 3 get new noise
+    assert card["data"]["fresh_noise"] is fresh and card["training"]["lr_schedule"] == "cosine"
+
+
 def test_losses():
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.random((4, 12, 12)).astype(np.float32))
@@ -136,6 +157,8 @@ def test_bad_input(small_sm, tmp_path):
         next(iter_train_cascaded(small_sm, None, tmp_path / "x", strategy="greedy"))
     with pytest.raises(ValueError, match="loss"):
         next(iter_train_cascaded(small_sm, None, tmp_path / "x", loss="huber"))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        next(iter_train_cascaded(small_sm, None, tmp_path / "x", lr_schedule="step"))
     # the shipped model fits the 19 x 19 preset calibration, not this one
     with pytest.raises(ValueError, match=r"another system matrix|not in this system matrix"):
         reconstruct(small_sm, np.ones((1, small_sm.num_rows), np.complex64), "cascaded")

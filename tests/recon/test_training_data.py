@@ -37,6 +37,23 @@ def test_mnist_pairs(sm, shared_data):
     assert train.source_index.max() < 8100
 
 
+def test_redraw_noise_keeps_clean_signal_and_snr_range(sm):
+    a = make_training_set(sm, None, 30, seed=1)
+    np.testing.assert_allclose(
+        a.clean, a.phantoms.reshape(30, -1) @ sm.matrix.T.astype(np.complex64), rtol=1e-4, atol=1e-6
+    )
+    before = a.measurements.copy()
+    u = a.redraw_noise(np.random.default_rng(0), (25.0, 25.0))
+    assert u.shape == before.shape and u.dtype == np.complex64
+    assert np.array_equal(a.measurements, before)  # the set itself is unchanged
+    assert not np.allclose(u, before)
+    snrs = [measured_snr_db(c, n) for c, n in zip(a.clean, u, strict=True)]
+    assert abs(np.mean(snrs) - 25.0) < 0.5
+    a.clean = None
+    with pytest.raises(ValueError, match="clean"):
+        a.redraw_noise(np.random.default_rng(0))
+
+
 def test_procedural_source_needs_no_file(sm):
     data = make_training_set(sm, None, 8, split="val", seed=1, snr_range=(30, 30))
     assert np.allclose(data.snr_db, 30) and data.phantoms.max() == pytest.approx(1.0)

@@ -64,6 +64,8 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
         "seed": args.seed,
         "num_train": args.num_train,
         "num_val": args.num_val,
+        "fresh_noise": not args.fixed_noise,
+        "lr_schedule": args.lr_schedule,
         "command": command,
     }
     if args.method == "dernet":
@@ -94,6 +96,7 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..nn.losses import LOSSES
     from ..recon.cascaded import STRATEGIES
+    from ..recon.learned import LR_SCHEDULES
 
     tp = sub.add_parser("train", help="train a learned method (ppmpi: its denoiser)")
     tp.add_argument("method", help=f"one of {', '.join(TRAINABLE)}")
@@ -117,6 +120,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     tp.add_argument("--num-train", type=positive_int, help="dernet, cascaded: pairs (8100)")
     tp.add_argument("--num-val", type=positive_int, help="dernet, cascaded: validation (900)")
+    tp.add_argument(
+        "--fixed-noise",
+        action="store_true",
+        help="dernet, cascaded: keep each training pair's noise (default: new noise every epoch)",
+    )
+    tp.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="cosine",
+        help="dernet, cascaded: learning rate constant, or cosine decay to 1/100",
+    )
     tp.add_argument("--loss", choices=LOSSES, default="l1+ssim", help="cascaded: training loss")
     tp.add_argument(
         "--strategy", choices=STRATEGIES, default="end-to-end", help="cascaded: training order"

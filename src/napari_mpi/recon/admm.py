@@ -15,8 +15,16 @@ a few in-place array passes. ``relaxation`` > 1 over-relaxes the splits (Boyd et
 section 3.4.3).
 
 Scaling: lam_abs = lam * max|A^T b| (per frame; lam = 1 would give the all-zero image for L1),
-rho_abs = rho * ||A||_F^2 / N. The defaults (lam 3e-5, alpha_tv 0.5, rho 0.1, 200 iterations)
-were tuned on simulated 2D preclinical data at 30 dB (two points, cone, digits).
+rho_abs = rho * ||A||_F^2 / N.
+
+Defaults (lam 1e-5, alpha_tv 0.5, rho 0.15, 50 iterations). Started from zero, the iterates
+first recover the well-determined components and take in noise later, so on MPI data the
+iteration count and rho regularise as much as lam does: with 50 iterations and rho 0.15 the
+result is better than after 200 iterations at rho 0.1 (the previous defaults) at every SNR
+from 20 to 35 dB on 100 validation digits of the 2D preclinical preset (signal from a 5x finer
+phantom; e.g. L1+TV 23.0 / 28.0 / 28.9 dB PSNR at 20 / 30 / 35 dB against 20.1 / 26.2 /
+27.1), and four times faster. Larger ``iterations`` or smaller ``rho`` give sharper, noisier
+images; converged solutions (thousands of iterations) need a larger lam.
 """
 
 from __future__ import annotations
@@ -100,10 +108,10 @@ def iter_admm(
     sm: SystemMatrix,
     measurements: np.ndarray,
     regularization: str = "l1+tv",
-    lam: float = 3e-5,
+    lam: float = 1e-5,
     alpha_tv: float = 0.5,
-    rho: float = 0.1,
-    iterations: int = 200,
+    rho: float = 0.15,
+    iterations: int = 50,
     relaxation: float = 1.0,
     data_term: str = "penalty",
     epsilon: float | None = None,
@@ -234,10 +242,10 @@ register(
             Param(
                 "regularization", "choice", "l1+tv", "regulariser", choices=("l1", "tv", "l1+tv")
             ),
-            Param("lam", float, 3e-5, "regularisation weight, relative to max|A^T b|", 0.0),
+            Param("lam", float, 1e-5, "regularisation weight, relative to max|A^T b|", 0.0),
             Param("alpha_tv", float, 0.5, "TV share of the L1+TV regulariser", 0.0, 1.0),
-            Param("rho", float, 0.1, "ADMM penalty, relative to ||A||_F^2 / N", 1e-12),
-            Param("iterations", int, 200, "ADMM iterations", 1, 1000000),
+            Param("rho", float, 0.15, "ADMM penalty, relative to ||A||_F^2 / N", 1e-12),
+            Param("iterations", int, 50, "ADMM iterations", 1, 1000000),
             Param("relaxation", float, 1.0, "over-relaxation of the splits (1: none)", 0.01, 1.99),
             Param(
                 "data_term",

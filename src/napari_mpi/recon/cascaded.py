@@ -74,6 +74,8 @@ def iter_train_cascaded(
     seed: int = 0,
     num_train: int | None = None,
     num_val: int | None = None,
+    fresh_noise: bool = True,
+    lr_schedule: str = "cosine",
     architecture: dict | None = None,
     command: str | None = None,
 ) -> Generator[Progress, None, dict]:
@@ -151,6 +153,8 @@ def iter_train_cascaded(
             seed=seed,
             num_train=num_train,
             num_val=num_val,
+            fresh_noise=fresh_noise,
+            lr_schedule=lr_schedule,
             command=command,
             card_extra={
                 "loss": loss,

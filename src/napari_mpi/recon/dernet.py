@@ -58,6 +58,8 @@ def iter_train_dernet(
     seed: int = 0,
     num_train: int | None = None,
     num_val: int | None = None,
+    fresh_noise: bool = True,
+    lr_schedule: str = "cosine",
     architecture: dict | None = None,
     command: str | None = None,
 ) -> Generator[Progress, None, dict]:
@@ -66,8 +68,9 @@ def iter_train_dernet(
     Rows: those with calibration SNR >= ``snr_threshold`` (all when None). Data: pairs from
     :mod:`napari_mpi.recon.training_data` (digits of the training / validation splits, SNR
     uniform in 20-40 dB). MSE loss on b_max Net(b / b_max) (eq. 11; phantoms have maximum 1),
-    Adam at ``lr``; the epoch with the lowest validation MSE is kept. Closing the generator
-    keeps the best checkpoint written so far.
+    Adam at ``lr`` (``lr_schedule`` "cosine": decaying to lr / 100; ``fresh_noise``: new noise
+    on the training pairs every epoch); the epoch with the lowest validation MSE is kept.
+    Closing the generator keeps the best checkpoint written so far.
     """
     from ..nn.dernet import DERnet
     from ..nn.losses import make_loss
@@ -98,6 +101,8 @@ def iter_train_dernet(
             seed=seed,
             num_train=num_train,
             num_val=num_val,
+            fresh_noise=fresh_noise,
+            lr_schedule=lr_schedule,
             command=command,
             card_extra={"loss": "mse"},
         )

@@ -15,6 +15,18 @@ the updates of rows j < k, so the step sizes of a sweep solve the lower-triangul
 and c += S^H tau, v += sqrt(lambda) tau give *exactly* the iterate of the row-by-row loop. This
 module computes sweeps that way: one triangular solve (BLAS, all frames at once) and two
 matrix products per sweep, with the Gram matrix computed once per system matrix and cached.
+
+Many frames at once (real images, the default): between projections the sweeps are linear, so
+the image after sweep k, before its projection, is
+
+    c_k = Re(P_k u) + sum_{j<k} R_kj c'_j          (c'_j: the projected image after sweep j)
+
+with (N, M) matrices P_k and (N, N) matrices R_kj that depend only on the system matrix, lambda
+and the number of sweeps. :class:`KaczmarzMaps` computes them once by running the sweeps on
+unit vectors (the cost of about M frames; done when at least M / 2 frames come at once, and
+cached with the system matrix); after that a frame costs one real (N, 2M) product per sweep
+(plus small (N, N) ones) instead of a triangular solve and two complex products, about 6x
+fewer operations for the 2D preset. The result is the same iterate up to rounding.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from scipy.linalg import solve_triangular
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .operators import cached, relative_lambda
+from .operators import cached, has_cached, relative_lambda
 from .registry import Method, Param, check_inputs, register
 
 
@@ -59,6 +71,55 @@ class KaczmarzOperator:
         return (u[:, self.rows] * self.weights).T
 
 
+#: precomputed per-sweep maps are used up to this many bytes (all sweeps together)
+MAPS_MAX_BYTES = 256 * 2**20
+
+
+class KaczmarzMaps:
+    """The per-sweep linear maps P_k (real-stacked, (N, 2M)) and R_kj ((N, N)) of ``sweeps``
+    Kaczmarz sweeps with real projections in between (see the module docstring)."""
+
+    def __init__(self, op: KaczmarzOperator, sweeps: int) -> None:
+        m, n = op.a.shape
+        # response to the measurements, every projected image held at zero
+        p = self._probe(op, np.eye(m, dtype=np.complex64), None, sweeps)
+        self.p = [np.ascontiguousarray(np.concatenate([x.real, -x.imag], axis=1)) for x in p]
+        # response to the projected image after sweep j (1-based), from sweep j + 1 on
+        self.r = [[None] * sweeps for _ in range(sweeps)]
+        for j in range(1, sweeps):
+            for i, x in enumerate(self._probe(op, None, np.eye(n, dtype=np.complex64), sweeps - j)):
+                self.r[j + i][j - 1] = np.ascontiguousarray(x.real)
+
+    @staticmethod
+    def _probe(op, b, c, sweeps: int) -> list[np.ndarray]:
+        """Unprojected images after each of ``sweeps`` linear sweeps from image ``c`` (or 0)
+        and v = 0 with right-hand side ``b`` (or 0); later sweeps start from image 0."""
+        m = op.a.shape[0]
+        columns = b.shape[1] if b is not None else c.shape[1]
+        v = np.zeros((m, columns), dtype=np.complex64)
+        root = np.float32(np.sqrt(op.lam))
+        out = []
+        for _ in range(sweeps):
+            residual = -root * v
+            if b is not None:
+                residual += b
+            if c is not None:
+                residual -= op.a @ c
+            tau = solve_triangular(op.lower, residual, lower=True, check_finite=False)
+            image = op.ah @ tau
+            if c is not None:
+                image += c
+            out.append(image)
+            v += root * tau
+            c = None
+        return out
+
+    @staticmethod
+    def nbytes(op: KaczmarzOperator, sweeps: int) -> int:
+        m, n = op.a.shape
+        return 4 * sweeps * (2 * n * m + sweeps * n * n // 2) + 3 * 8 * m * m
+
+
 def iter_kaczmarz(
     sm: SystemMatrix,
     measurements: np.ndarray,
@@ -77,6 +138,14 @@ def iter_kaczmarz(
     if op.rows.size == 0:
         raise ValueError("kaczmarz: every row of the system matrix is zero")
     b = op.rhs(u).astype(np.complex64)
+    maps_key = (*key, "maps", int(sweeps))
+    if (
+        enforce_real
+        and KaczmarzMaps.nbytes(op, sweeps) <= MAPS_MAX_BYTES
+        and (2 * b.shape[1] >= op.rows.size or has_cached(sm, maps_key))
+    ):
+        maps = cached(sm, maps_key, lambda: KaczmarzMaps(op, sweeps))
+        return (yield from _iter_with_maps(maps, b, sweeps, enforce_positive))
     c = np.zeros((op.a.shape[1], b.shape[1]), dtype=np.complex64)
     v = np.zeros_like(b)
     root = np.float32(np.sqrt(op.lam))
@@ -92,6 +161,24 @@ def iter_kaczmarz(
             np.maximum(c.real, 0, out=c.real)
         yield Progress(sweep + 1, sweeps, "kaczmarz sweeps")
     return c.real.T
+
+
+def _iter_with_maps(
+    maps: KaczmarzMaps, b: np.ndarray, sweeps: int, enforce_positive: bool
+) -> Generator[Progress, None, np.ndarray]:
+    """Sweeps through the precomputed maps: c_k = P_k [Re b; Im b] + sum_j R_kj c'_j."""
+    stacked = np.concatenate([b.real, b.imag])
+    images: list[np.ndarray] = []
+    yield Progress(0, sweeps, "kaczmarz sweeps")
+    for k in range(sweeps):
+        c = maps.p[k] @ stacked
+        for j in range(k):
+            c += maps.r[k][j] @ images[j]
+        if enforce_positive:
+            np.maximum(c, 0, out=c)
+        images.append(c)
+        yield Progress(k + 1, sweeps, "kaczmarz sweeps")
+    return images[-1].T
 
 
 def kaczmarz_reference(

@@ -127,6 +127,10 @@ def iter_infer_signal_model(
     return np.maximum(images, 0.0)
 
 
+#: learning-rate schedules of :func:`iter_train_signal_model`
+LR_SCHEDULES = ("cosine", "constant")
+
+
 @dataclass
 class Phase:
     """One stretch of training.
@@ -170,6 +174,8 @@ def iter_train_signal_model(
     seed: int = 0,
     num_train: int | None = None,
     num_val: int | None = None,
+    fresh_noise: bool = True,
+    lr_schedule: str = "cosine",
     command: str | None = None,
     card_extra: dict | None = None,
 ) -> Generator[Progress, None, dict]:
@@ -180,7 +186,10 @@ def iter_train_signal_model(
     being the one reconstruction returns; ``select(outputs, target)`` is the validation score
     (lower is better) that picks the checkpoint kept. Rows: those with calibration
     SNR >= ``snr_threshold`` (all when None). Data: ``num_train`` (8100) and ``num_val`` (900)
-    pairs from the training and validation splits, SNR uniform in 20-40 dB.
+    pairs from the training and validation splits, SNR uniform in 20-40 dB; with
+    ``fresh_noise`` the training pairs get new noise (and new SNRs) every epoch, the
+    validation pairs keep theirs. ``lr_schedule`` "cosine" decays the learning rate from
+    ``lr`` to lr / 100 over each phase (cosine), "constant" keeps it.
     """
     import torch
 
@@ -195,6 +204,10 @@ def iter_train_signal_model(
     )
     if sm.num_rows == 0:
         raise ValueError(f"{method}: no rows with calibration SNR >= {snr_threshold}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"{method}: lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}"
+        )
     n_train = num_train or 8100
     n_val = num_val or 900
     torch.manual_seed(seed)
@@ -209,6 +222,7 @@ def iter_train_signal_model(
     xt, bt = torch.from_numpy(xt), torch.from_numpy(bt)
     xv, bv = torch.from_numpy(xv), torch.from_numpy(bv)
     rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng([seed, 3])
     steps_per_epoch = int(np.ceil(n_train / batch))
     total_epochs = sum(p.epochs for p in phases)
     total = total_epochs * steps_per_epoch
@@ -229,6 +243,7 @@ def iter_train_signal_model(
             "train": n_train,
             "val": n_val,
             "snr_db": [20, 40],
+            "fresh_noise": bool(fresh_noise),
         },
         "seed": seed,
     }
@@ -246,8 +261,16 @@ def iter_train_signal_model(
         for p in trainable:
             p.requires_grad_(True)
         opt = torch.optim.Adam(trainable, lr=lr)
+        sched = None
+        if lr_schedule == "cosine" and phase.epochs > 0:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=phase.epochs * steps_per_epoch, eta_min=lr / 100
+            )
         for _ in range(phase.epochs):
             epoch_count += 1
+            if fresh_noise and epoch_count > 1:
+                xe, be = normalise_signal(train.redraw_noise(noise_rng))
+                xt, bt = torch.from_numpy(xe), torch.from_numpy(be)
             net.train()
             for module in phase.frozen(net) if phase.frozen else ():
                 module.eval()
@@ -259,6 +282,8 @@ def iter_train_signal_model(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 step += 1
                 info = {
                     "phase": phase.name,
@@ -289,6 +314,7 @@ def iter_train_signal_model(
                         "epochs_done": epoch_count,
                         "batch": batch,
                         "lr": lr,
+                        "lr_schedule": lr_schedule,
                         "phases": [[p.name, p.epochs] for p in phases],
                         **(card_extra or {}),
                     },

@@ -27,6 +27,11 @@ def cached(sm: SystemMatrix, key: tuple, build: Callable[[], Any]) -> Any:
     return store[key]
 
 
+def has_cached(sm: SystemMatrix, key: tuple) -> bool:
+    """Whether :func:`cached` holds ``key`` for ``sm``."""
+    return key in _CACHE.get(sm, {})
+
+
 def real_stack(matrix: np.ndarray, dtype=np.float64) -> np.ndarray:
     """[Re S; Im S], shape (2 M, N): the real system whose solutions are real images."""
     return np.concatenate([matrix.real, matrix.imag]).astype(dtype, copy=False)

@@ -42,6 +42,8 @@ class TrainingSet:
         Index of the source image (-1 for procedural phantoms, which use ``seed`` streams).
     split : str
         "train", "val" or "test".
+    clean : ndarray, shape (n, rows), complex64, optional
+        Noise-free spectra S c (lets training draw fresh noise every epoch).
     """
 
     measurements: np.ndarray
@@ -49,6 +51,24 @@ class TrainingSet:
     snr_db: np.ndarray
     source_index: np.ndarray
     split: str
+    clean: np.ndarray | None = None
+
+    def redraw_noise(
+        self, rng: np.random.Generator, snr_range: tuple[float, float] = (20.0, 40.0)
+    ) -> np.ndarray:
+        """New noisy spectra: the clean ones plus fresh noise at SNRs drawn from ``snr_range``
+        (dB), as when the set was made; (n, rows) complex64. The set is not modified."""
+        if self.clean is None:
+            raise ValueError("this training set was made without its clean spectra")
+        snr = rng.uniform(*snr_range, size=len(self.clean))
+        power = np.mean(np.abs(self.clean) ** 2, axis=1)
+        std = np.sqrt(power) / 10 ** (snr / 20) / np.sqrt(2)  # per real component
+        shape = self.clean.shape
+        noise = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(
+            shape, dtype=np.float32
+        )
+        noise *= std.astype(np.float32)[:, None]
+        return (self.clean + noise).astype(np.complex64)
 
 
 def split_indices(
@@ -113,6 +133,7 @@ def iter_training_set(
     indices = np.full(num_samples, -1, dtype=np.int64)
     snr = rng.uniform(lo, hi, size=num_samples)
     u = np.empty((num_samples, sm.num_rows), dtype=np.complex64)
+    clean_all = np.empty_like(u)
     matrix = sm.matrix
     step = max(1, num_samples // 100)
     yield Progress(0, num_samples, f"{split} samples")
@@ -125,11 +146,12 @@ def iter_training_set(
             values = stroke_phantom(sm.grid, seed=int(rng.integers(2**62))).data[0]
         phantoms[i] = values
         clean = matrix @ values.reshape(-1).astype(np.complex64)
+        clean_all[i] = clean
         std = noise_std_for_snr(clean, snr[i]) if np.any(clean) else 0.0
         u[i] = clean + complex_noise(clean.shape, std, rng)
         if (i + 1) % step == 0 or i + 1 == num_samples:
             yield Progress(i + 1, num_samples, f"{split} samples")
-    return TrainingSet(u, phantoms, snr, indices, split)
+    return TrainingSet(u, phantoms, snr, indices, split, clean_all)
 
 
 def make_training_set(
