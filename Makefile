@@ -41,6 +41,8 @@ bench: setup
 	$(PY) benchmarks/bench_simulation.py
 	$(PY) benchmarks/bench_reconstruction.py
 	$(PY) benchmarks/bench_learned.py --json benchmarks/results/learned.json
+	$(PY) benchmarks/bench_learned.py --signal calibration \
+		--json benchmarks/results/learned_calibration.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -47,7 +47,7 @@ LAMS_ADMM = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 ADMM_GRID = {
     "snr_threshold": THRESHOLDS,
     "lam": LAMS_ADMM,
-    "rho": (0.05, 0.15, 0.5),
+    "rho": (0.02, 0.05, 0.15, 0.5, 1.5),
     "iterations": (50, 200),
 }
 
@@ -58,7 +58,11 @@ CLASSICAL = [
         "ART",
         "kaczmarz",
         {},
-        {"snr_threshold": THRESHOLDS, "lam": (1e-3, 1e-2, 0.1, 1.0), "sweeps": (3, 10, 30)},
+        {
+            "snr_threshold": THRESHOLDS,
+            "lam": (1e-3, 1e-2, 0.1, 1.0, 3.0),
+            "sweeps": (3, 10, 30, 100),
+        },
     ),
     ("ADMM L1", "admm", {"regularization": "l1"}, ADMM_GRID),
     ("ADMM TV", "admm", {"regularization": "tv"}, ADMM_GRID),
@@ -66,9 +70,14 @@ CLASSICAL = [
         "ADMM L1+TV",
         "admm",
         {"regularization": "l1+tv"},
-        {**ADMM_GRID, "alpha_tv": (0.25, 0.5, 0.75)},
+        {**ADMM_GRID, "alpha_tv": (0.1, 0.25, 0.5, 0.75)},
     ),
-    ("PP-MPI", "ppmpi", {}, {"snr_threshold": THRESHOLDS, "rho": (0.01, 0.03, 0.1, 0.3, 1.0)}),
+    (
+        "PP-MPI",
+        "ppmpi",
+        {},
+        {"snr_threshold": THRESHOLDS, "rho": (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)},
+    ),
 ]
 LEARNED = [("Cascaded", "cascaded", {}), ("DERnet", "dernet", {})]
 
@@ -104,6 +113,9 @@ def scores(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     )
 
 
+_SELECTIONS: dict = {}
+
+
 def run_method(full, u, name, params):
     """Images (n, 19, 19) of one method; params may hold snr_threshold (row selection)."""
     params = dict(params)
@@ -112,7 +124,11 @@ def run_method(full, u, name, params):
         sm, data = full, u
     else:
         rows = np.flatnonzero(full.snr >= threshold)
-        sm, data = full.select_rows(rows), u[:, rows]
+        # one selected matrix per threshold, so its precomputations are cached like the full one's
+        key = (id(full), threshold)
+        if key not in _SELECTIONS:
+            _SELECTIONS[key] = (full, full.select_rows(rows))
+        sm, data = _SELECTIONS[key][1], u[:, rows]
     return reconstruct(sm, data, name, **params).data[:, 0]
 
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from napari_mpi.nn.checkpoint import load_checkpoint, save_checkpoint
+from napari_mpi.nn.checkpoint import halve_checkpoint, load_checkpoint, save_checkpoint
 from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
 
 CARD = {"method": "test", "architecture": {"c": 2}, "command": "x", "data": "y", "seed": 0,
@@ -31,6 +31,20 @@ def test_round_trip_and_fingerprint(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_half_precision_weights_load_as_float32(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.BatchNorm1d(30))
+    model.eval()
+    save_checkpoint(tmp_path / "m", model.state_dict(), CARD)
+    full = (tmp_path / "m" / "model.pt").stat().st_size
+    halve_checkpoint(tmp_path / "m")
+    assert (tmp_path / "m" / "model.pt").stat().st_size < 0.7 * full
+    state, card = load_checkpoint(tmp_path / "m")
+    assert card["weights_dtype"] == "float16" and card["method"] == "test"
+    assert state["0.weight"].dtype == torch.float32
+    assert state["1.num_batches_tracked"].dtype == torch.int64  # integers stay as they are
+    torch.testing.assert_close(state["0.weight"], model[0].weight.detach(), rtol=1e-3, atol=1e-4)
+
+
 def test_refuses_pickled_objects(tmp_path):
     save_checkpoint(tmp_path / "m", torch.nn.Linear(2, 2).state_dict(), CARD)
 

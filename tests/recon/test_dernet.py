@@ -35,7 +35,7 @@ def test_shipped_model_reconstructs_test_digits(preset_calibration, shared_data)
     scanner, sm = preset_calibration
     card = json.loads((default_dernet_path() / "card.json").read_text())
     assert card["fingerprint"] and "train dernet" in card["command"]
-    assert (default_dernet_path() / "model.pt").stat().st_size < 30_000_000
+    assert (default_dernet_path() / "model.pt").stat().st_size < 20_000_000
     mnist = shared_data / "mnist-test10k" / "mnist.npz"
     fine = scanner_grid(scanner, (95, 95))
     scores = []
@@ -47,7 +47,8 @@ def test_shipped_model_reconstructs_test_digits(preset_calibration, shared_data)
         img = reconstruct(sm, meas.data, "dernet")
         assert img.data.shape == (1, 1, 19, 19) and img.data.min() >= 0
         scores.append(psnr(img, meas.phantom))
-    assert np.mean(scores) > 20  # 25.2 dB on average over test digits 9000-9039 at 30 dB
+    # 29.1 dB here; 28.5 dB on average over test digits 9000-9039 at 30 dB (ADMM default: ~28)
+    assert np.mean(scores) > 26
 
 
 def test_other_system_matrices_are_refused(preset_calibration):

@@ -5,7 +5,8 @@ A model directory holds ``model.pt`` (a plain state dict, read with
 grid and row count, the fingerprint of the system matrix it was trained for (when it depends on
 one), the exact training command, data source, seed and validation metrics. Both files are
 written under temporary names and renamed, so an interrupted save leaves the previous
-checkpoint intact.
+checkpoint intact. Weights may be stored in float16 (``half``; the card then says
+``"weights_dtype": "float16"``) to halve the file; loading always returns float32.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
-def save_checkpoint(directory: str | PathLike, state_dict: dict, card: dict[str, Any]) -> Path:
-    """Write ``model.pt`` and ``card.json`` into ``directory`` (created if needed)."""
+def save_checkpoint(
+    directory: str | PathLike, state_dict: dict, card: dict[str, Any], half: bool = False
+) -> Path:
+    """Write ``model.pt`` and ``card.json`` into ``directory`` (created if needed); with
+    ``half``, floating-point weights are stored as float16."""
     import torch
 
     missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
@@ -44,6 +48,9 @@ def save_checkpoint(directory: str | PathLike, state_dict: dict, card: dict[str,
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        card = {**card, "weights_dtype": "float16"}
     _atomic_write(folder / WEIGHTS, lambda p: torch.save(weights, p))
     text = json.dumps(card, indent=2, sort_keys=True, default=str)
     _atomic_write(folder / CARD, lambda p: p.write_text(text))
@@ -86,7 +93,15 @@ def load_checkpoint(
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise ValueError(f"model {folder}: {WEIGHTS} could not be loaded safely ({exc})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, card
+
+
+def halve_checkpoint(directory: str | PathLike) -> Path:
+    """Rewrite a checkpoint with float16 weights (half the file size); the card keeps
+    everything and records ``"weights_dtype": "float16"``."""
+    state, card = load_checkpoint(directory)
+    return save_checkpoint(directory, state, card, half=True)
 
 
 def build_model(model_class, state: dict, card: dict, folder: str | PathLike, **overrides):
