@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import Progress, run
-from ..simulation.noise import complex_noise, noise_std_for_snr
+from ..simulation.noise import complex_noise, noise_std_for_snr, rms
 from ..simulation.phantoms import load_npz_images, place_digit, stroke_phantom
 from ..system_matrix import SystemMatrix
 
@@ -61,8 +61,8 @@ class TrainingSet:
         if self.clean is None:
             raise ValueError("this training set was made without its clean spectra")
         snr = rng.uniform(*snr_range, size=len(self.clean))
-        power = np.mean(np.abs(self.clean) ** 2, axis=1)
-        std = np.sqrt(power) / 10 ** (snr / 20) / np.sqrt(2)  # per real component
+        # as noise_std_for_snr, per sample; divided by sqrt(2) per real component
+        std = rms(self.clean, axis=1) / 10 ** (snr / 20) / np.sqrt(2)
         shape = self.clean.shape
         noise = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(
             shape, dtype=np.float32
