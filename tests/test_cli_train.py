@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from napari_mpi.cli import main
 from napari_mpi.recon.ppmpi import load_denoiser
 
@@ -22,3 +24,39 @@ def test_train_writes_a_model(tmp_path, capsys):
 def test_only_trainable_methods(tmp_path, capsys):
     assert main(["train", "kaczmarz", "-o", str(tmp_path / "x"), "--quiet"]) != 0
     assert "cannot be trained" in capsys.readouterr().err
+
+
+def test_dernet_architecture_flags(tmp_path, capsys):
+    from napari_mpi.io import write_mdf
+    from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+    scanner = get_preset("preclinical-2d")
+    cal = tmp_path / "cal.mdf"
+    write_mdf(cal, simulate_system_matrix(scanner, scanner_grid(scanner, (9, 9))))
+    out = tmp_path / "d"
+    base = ["train", "dernet", "--calibration", str(cal), "--epochs", "1", "--num-train", "32",
+            "--num-val", "8", "-o", str(out), "--quiet"]  # fmt: skip
+    for bad, message in [
+        (["c7=3"], "KEY one of"),
+        (["c1"], "KEY one of"),
+        (["c1=two"], "c1 must be int"),
+        (["c1=0"], "out of range"),
+        (["dropout0=1.5"], "out of range"),
+    ]:
+        assert main([*base, "--architecture", *bad]) != 0
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+    args = [*base, "--architecture", "c1=3", "c5=32", "--init", "ridge", "--fresh-phantoms"]
+    assert main(args) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["architecture"]["c1"] == 3 and card["architecture"]["c5"] == 32
+    assert card["training"]["init"] == "ridge" and card["data"]["fresh_phantoms"] is True
+    more = tmp_path / "more"
+    cont = [*base[:-3], "-o", str(more), "--init-from", str(out), "--lr", "1e-4", "--quiet"]
+    assert main(cont) == 0
+    card = json.loads((more / "card.json").read_text())
+    assert card["initialisation"]["kind"] == "from" and card["training"]["lr"] == 1e-4
+    assert card["architecture"]["c1"] == 3 and str(out) in card["initialisation"]["model"]
+    with pytest.raises(SystemExit):
+        main([*cont[:-1], "--lr", "0", "--quiet"])
+    assert "--lr: expected a positive number" in capsys.readouterr().err

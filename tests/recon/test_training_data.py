@@ -59,9 +59,27 @@ def test_procedural_source_needs_no_file(sm):
     assert np.allclose(data.snr_db, 30) and data.phantoms.max() == pytest.approx(1.0)
 
 
+def test_other_draws_place_the_same_split_anew(sm, shared_data):
+    path = shared_data / "mnist-test10k" / "mnist.npz"
+    first = make_training_set(sm, path, 30, split="val", seed=2)
+    again = make_training_set(sm, path, 30, split="val", seed=2, draw=0)
+    second = make_training_set(sm, path, 30, split="val", seed=2, draw=1)
+    assert np.array_equal(first.phantoms, again.phantoms)  # draw 0 is the set itself
+    assert not np.allclose(first.phantoms, second.phantoms)
+    assert not np.allclose(first.snr_db, second.snr_db)
+    for d in (first, second):  # still only validation digits
+        assert d.source_index.min() >= 8100 and d.source_index.max() < 9000
+    third = make_training_set(sm, path, 30, split="val", seed=2, draw=1)
+    assert np.array_equal(second.measurements, third.measurements)  # deterministic
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"split": "dev"}, "split"), ({"snr_range": (40, 20)}, "snr_range")],
+    [
+        ({"split": "dev"}, "split"),
+        ({"snr_range": (40, 20)}, "snr_range"),
+        ({"draw": -1}, "draw"),
+    ],
 )
 def test_bad_arguments(sm, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ._common import ProgressBar, positive_int
+from ._common import ProgressBar, positive_float, positive_int
 
 TRAINABLE = ("ppmpi", "dernet", "cascaded")
 
@@ -45,6 +45,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: DERnet hyperparameters ``--architecture`` may set, and their types
+ARCHITECTURE_KEYS = {
+    "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
+}  # fmt: skip
+
+
+def _architecture(args: argparse.Namespace) -> dict | None:
+    """``--architecture KEY=VALUE ...`` as a dict; ValueError naming a bad entry."""
+    if not args.architecture:
+        return None
+    out = {}
+    for item in args.architecture:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ARCHITECTURE_KEYS:
+            raise ValueError(
+                f"train: --architecture entries are KEY=VALUE with KEY one of "
+                f"{', '.join(ARCHITECTURE_KEYS)}; got {item!r}"
+            )
+        try:
+            out[key] = ARCHITECTURE_KEYS[key](value)
+        except ValueError:
+            raise ValueError(
+                f"train: --architecture {key} must be {ARCHITECTURE_KEYS[key].__name__}, "
+                f"got {value!r}"
+            ) from None
+        if (
+            out[key] < 0
+            or (key.startswith("c") and out[key] < 1)
+            or (key.startswith("dropout") and out[key] >= 1)
+        ):
+            raise ValueError(f"train: --architecture {key}={value} is out of range")
+    return out
+
+
 def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> int:
     from ..io import read_mdf
     from ..progress import run
@@ -65,11 +99,21 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
         "num_train": args.num_train,
         "num_val": args.num_val,
         "fresh_noise": not args.fixed_noise,
+        "fresh_phantoms": args.fresh_phantoms,
         "lr_schedule": args.lr_schedule,
+        "lr": args.lr,
         "command": command,
     }
     if args.method == "dernet":
-        work = iter_train_dernet(sm, args.phantoms, out, **common)
+        work = iter_train_dernet(
+            sm,
+            args.phantoms,
+            out,
+            init=args.init,
+            init_from=args.init_from,
+            architecture=_architecture(args),
+            **common,
+        )
         name = "DERnet"
     else:
         work = iter_train_cascaded(
@@ -96,6 +140,7 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..nn.losses import LOSSES
     from ..recon.cascaded import STRATEGIES
+    from ..recon.dernet import INITIALISATIONS
     from ..recon.learned import LR_SCHEDULES
 
     tp = sub.add_parser("train", help="train a learned method (ppmpi: its denoiser)")
@@ -130,6 +175,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=LR_SCHEDULES,
         default="cosine",
         help="dernet, cascaded: learning rate constant, or cosine decay to 1/100",
+    )
+    tp.add_argument(
+        "--lr",
+        type=positive_float,
+        default=1e-3,
+        help="dernet, cascaded: Adam's (starting) learning rate (the papers' 1e-3)",
+    )
+    tp.add_argument(
+        "--fresh-phantoms",
+        action="store_true",
+        help="dernet, cascaded: new placements of the training digits every epoch",
+    )
+    tp.add_argument(
+        "--init",
+        choices=INITIALISATIONS,
+        default="random",
+        help="dernet: start the domain transform at random or at the ridge linear reconstruction",
+    )
+    tp.add_argument(
+        "--init-from",
+        metavar="MODEL_DIR",
+        help="dernet: continue training this model (its rows, architecture and weights)",
+    )
+    tp.add_argument(
+        "--architecture",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help=f"dernet: override the paper's hyperparameters ({', '.join(ARCHITECTURE_KEYS)})",
     )
     tp.add_argument("--loss", choices=LOSSES, default="l1+ssim", help="cascaded: training loss")
     tp.add_argument(

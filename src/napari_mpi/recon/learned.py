@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import Progress
+from ..progress import Progress, run
 from ..system_matrix import SystemMatrix
 from .selection import select_frequencies
 from .training_data import iter_training_set
@@ -175,7 +175,10 @@ def iter_train_signal_model(
     num_train: int | None = None,
     num_val: int | None = None,
     fresh_noise: bool = True,
+    fresh_phantoms: bool = False,
     lr_schedule: str = "cosine",
+    initialise: Callable[[Any, Any, Any], dict] | None = None,
+    init_from: str | Path | None = None,
     command: str | None = None,
     card_extra: dict | None = None,
 ) -> Generator[Progress, None, dict]:
@@ -188,8 +191,15 @@ def iter_train_signal_model(
     SNR >= ``snr_threshold`` (all when None). Data: ``num_train`` (8100) and ``num_val`` (900)
     pairs from the training and validation splits, SNR uniform in 20-40 dB; with
     ``fresh_noise`` the training pairs get new noise (and new SNRs) every epoch, the
-    validation pairs keep theirs. ``lr_schedule`` "cosine" decays the learning rate from
-    ``lr`` to lr / 100 over each phase (cosine), "constant" keeps it.
+    validation pairs keep theirs; with ``fresh_phantoms`` every epoch gets a new draw of
+    training pairs altogether (new placements of the same training digits, new noise).
+    ``lr_schedule`` "cosine" decays the learning rate from ``lr`` to lr / 100 over each phase
+    (cosine), "constant" keeps it. ``initialise(net, train, val)``, if given, sets the new
+    network's starting weights from the training and validation
+    :class:`~napari_mpi.recon.training_data.TrainingSet` and returns what the card records
+    about it. ``init_from`` (a model folder of the same method) continues training that model
+    instead: its rows (``snr_threshold`` is then ignored), output scale and weights; the
+    network ``build`` makes must have its architecture.
     """
     import torch
 
@@ -199,9 +209,24 @@ def iter_train_signal_model(
         raise ValueError(f"{method}: only 2D grids (one voxel along z) are supported")
     if not phases or any(p.epochs < 0 for p in phases):
         raise ValueError(f"{method}: training needs phases with epochs >= 0")
-    sm = (
-        system_matrix if snr_threshold is None else select_frequencies(system_matrix, snr_threshold)
-    )
+    start = None
+    if init_from is not None:
+        from ..nn.checkpoint import load_checkpoint
+
+        folder = Path(init_from)
+        _, start = load_checkpoint(folder)
+        if start.get("method") != method or "row_keys" not in start:
+            raise ValueError(
+                f"{method}: init_from {folder} is not a {method} model "
+                f"(its card says method {start.get('method')!r})"
+            )
+        sm = system_matrix.select_rows(model_rows(system_matrix, start, folder))
+        state, start = load_checkpoint(folder, sm)  # refuses another system matrix
+        snr_threshold = start.get("snr_threshold")
+    elif snr_threshold is None:
+        sm = system_matrix
+    else:
+        sm = select_frequencies(system_matrix, snr_threshold)
     if sm.num_rows == 0:
         raise ValueError(f"{method}: no rows with calibration SNR >= {snr_threshold}")
     if lr_schedule not in LR_SCHEDULES:
@@ -216,8 +241,30 @@ def iter_train_signal_model(
     val = yield from iter_training_set(sm, source, n_val, split="val", seed=seed)
     xt, bt = normalise_signal(train.measurements)
     ratio = train.phantoms.reshape(n_train, -1).max(axis=1) / bt
-    net = build(sm, float(np.median(ratio[np.isfinite(ratio)])))
+    if start is None:
+        net = build(sm, float(np.median(ratio[np.isfinite(ratio)])))
+    else:
+        net = build(sm, float(start["architecture"]["output_scale"]))
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"{method}: init_from {init_from}: its weights do not fit the network to train "
+                f"(train with its architecture: {start['architecture']}; {exc})"
+            ) from None
     xv, bv = normalise_signal(val.measurements)
+    init_info = None
+    if start is not None:
+        init_info = {
+            "kind": "from",
+            "model": str(init_from),
+            "model_command": start.get("command"),
+            "model_epochs_done": start.get("training", {}).get("epochs_done"),
+            "model_val_psnr_db": start.get("metrics", {}).get("val_psnr_db"),
+        }
+    elif initialise is not None:
+        yield Progress(0, 1, "initialising the network")
+        init_info = initialise(net, train, val)
     yt, yv = torch.from_numpy(train.phantoms[:, 0]), torch.from_numpy(val.phantoms[:, 0])
     xt, bt = torch.from_numpy(xt), torch.from_numpy(bt)
     xv, bv = torch.from_numpy(xv), torch.from_numpy(bv)
@@ -244,9 +291,12 @@ def iter_train_signal_model(
             "val": n_val,
             "snr_db": [20, 40],
             "fresh_noise": bool(fresh_noise),
+            "fresh_phantoms": bool(fresh_phantoms),
         },
         "seed": seed,
     }
+    if init_info is not None:
+        card_base["initialisation"] = init_info
     best, card, history = float("inf"), {}, []
     t0 = time.perf_counter()
     step = epoch_count = 0
@@ -268,7 +318,16 @@ def iter_train_signal_model(
             )
         for _ in range(phase.epochs):
             epoch_count += 1
-            if fresh_noise and epoch_count > 1:
+            if fresh_phantoms and epoch_count > 1:
+                train = run(
+                    iter_training_set(
+                        sm, source, n_train, split="train", seed=seed, draw=epoch_count - 1
+                    )
+                )
+                xe, be = normalise_signal(train.measurements)
+                xt, bt = torch.from_numpy(xe), torch.from_numpy(be)
+                yt = torch.from_numpy(train.phantoms[:, 0])
+            elif fresh_noise and epoch_count > 1:
                 xe, be = normalise_signal(train.redraw_noise(noise_rng))
                 xt, bt = torch.from_numpy(xe), torch.from_numpy(be)
             net.train()

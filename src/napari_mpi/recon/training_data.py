@@ -102,11 +102,14 @@ def iter_training_set(
     key: str | None = None,
     test_start: int = 9000,
     val_fraction: float = 0.1,
+    draw: int = 0,
 ) -> Generator[Progress, None, TrainingSet]:
     """Generate ``num_samples`` pairs of one split (see the module docstring).
 
     ``source`` is an MNIST-style ``.npz`` (n, h, w), or None for procedural digit-like strokes
-    (then the split only changes the random streams, which never overlap).
+    (then the split only changes the random streams, which never overlap). ``draw`` > 0 gives
+    another, independent draw of the same split (new placements, noise and SNRs of the same
+    source images), e.g. new training pairs for every epoch.
     """
     sm = system_matrix
     if num_samples < 1:
@@ -117,7 +120,9 @@ def iter_training_set(
     split_seed = {"train": 0, "val": 1, "test": 2}[split] if split in SPLITS else None
     if split_seed is None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = np.random.default_rng([seed, split_seed])
+    if draw < 0:
+        raise ValueError(f"draw must be >= 0, got {draw}")
+    rng = np.random.default_rng([seed, split_seed] + ([draw] if draw else []))
     images = None
     if source is not None:
         images = load_npz_images(source, key)
