@@ -46,6 +46,9 @@ def test_dernet_architecture_flags(tmp_path, capsys):
         assert main([*base, "--architecture", *bad]) != 0
         assert message in capsys.readouterr().err
         assert not out.exists()
+    cascaded = ["train", "cascaded", *base[2:]]
+    assert main([*cascaded, "--init", "ridge"]) != 0
+    assert "apply to dernet only" in capsys.readouterr().err
     args = [*base, "--architecture", "c1=3", "c5=32", "--init", "ridge", "--fresh-phantoms"]
     assert main(args) == 0
     card = json.loads((out / "card.json").read_text())

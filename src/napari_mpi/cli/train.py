@@ -89,6 +89,10 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
         raise ValueError(
             f"train {args.method}: --calibration CAL.mdf is required (a model fits one matrix)"
         )
+    if args.method != "dernet" and (args.init != "random" or args.init_from or args.architecture):
+        raise ValueError(
+            f"train {args.method}: --init, --init-from and --architecture apply to dernet only"
+        )
     with read_mdf(args.calibration) as f:
         sm = f.system_matrix()
     common = {

@@ -75,6 +75,7 @@ def iter_train_cascaded(
     num_train: int | None = None,
     num_val: int | None = None,
     fresh_noise: bool = True,
+    fresh_phantoms: bool = False,
     lr_schedule: str = "cosine",
     architecture: dict | None = None,
     command: str | None = None,
@@ -154,6 +155,7 @@ def iter_train_cascaded(
             num_train=num_train,
             num_val=num_val,
             fresh_noise=fresh_noise,
+            fresh_phantoms=fresh_phantoms,
             lr_schedule=lr_schedule,
             command=command,
             card_extra={
