@@ -57,6 +57,17 @@ def save_checkpoint(
     return folder
 
 
+def read_card(directory: str | PathLike) -> dict:
+    """A model folder's card; ValueError naming the folder when it is missing or not JSON."""
+    folder = Path(directory)
+    if not (folder / CARD).is_file():
+        raise ValueError(f"model {folder}: missing {CARD}")
+    try:
+        return json.loads((folder / CARD).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+
+
 def load_checkpoint(
     directory: str | PathLike, system_matrix: SystemMatrix | None = None
 ) -> tuple[dict, dict]:
@@ -69,14 +80,10 @@ def load_checkpoint(
     import torch
 
     folder = Path(directory)
-    card_path, weights_path = folder / CARD, folder / WEIGHTS
-    for p in (card_path, weights_path):
-        if not p.is_file():
-            raise ValueError(f"model {folder}: missing {p.name}")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+    weights_path = folder / WEIGHTS
+    card = read_card(folder)
+    if not weights_path.is_file():
+        raise ValueError(f"model {folder}: missing {WEIGHTS}")
     if system_matrix is not None and (card.get("signature") or card.get("fingerprint")):
         if card.get("signature"):
             same = system_matrix.same_signature(card["signature"])

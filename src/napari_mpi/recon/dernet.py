@@ -186,7 +186,9 @@ def iter_train_dernet(
         raise ValueError(f"dernet: init must be one of {INITIALISATIONS}, got {init!r}")
     mse = make_loss("mse")
     if init_from is not None:
-        card = load_card(init_from)
+        from ..nn.checkpoint import read_card
+
+        card = read_card(init_from)
         architecture = {k: v for k, v in card.get("architecture", {}).items() if k in DERNET_KEYS}
     return (
         yield from iter_train_signal_model(
@@ -226,21 +228,6 @@ def iter_train_dernet(
 
 #: DERnet's architecture parameters besides the grid, the rows and the output scale
 DERNET_KEYS = ("c1", "c2", "c3", "c4", "c5", "dropout0", "dropout1")
-
-
-def load_card(folder: str | Path) -> dict:
-    """A model folder's card; ValueError naming the folder when it is missing or not JSON."""
-    import json
-
-    from ..nn.checkpoint import CARD
-
-    path = Path(folder) / CARD
-    if not path.is_file():
-        raise ValueError(f"model {folder}: missing {CARD}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
 
 
 def _initialiser(init: str):

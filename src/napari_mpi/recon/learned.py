@@ -17,7 +17,6 @@ val_psnr_db), and closing it keeps the best checkpoint written so far.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -69,15 +68,10 @@ def normalise_signal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default: Path):
     """(network, row indices into ``sm``, card) for a model folder; checks the method, the
     rows and the signature of the system matrix on those rows. Networks are cached."""
-    from ..nn.checkpoint import CARD, WEIGHTS, build_model, load_checkpoint
+    from ..nn.checkpoint import CARD, WEIGHTS, build_model, load_checkpoint, read_card
 
     folder = default if path in (None, "", "default") else Path(path)
-    if not (folder / CARD).is_file():
-        raise ValueError(f"model {folder}: missing {CARD}")
-    try:
-        card = json.loads((folder / CARD).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+    card = read_card(folder)
     if card.get("method") != method:
         raise ValueError(f"model {folder}: card says method {card.get('method')!r}, not {method}")
     if "row_keys" not in card:
@@ -211,10 +205,10 @@ def iter_train_signal_model(
         raise ValueError(f"{method}: training needs phases with epochs >= 0")
     start = None
     if init_from is not None:
-        from ..nn.checkpoint import load_checkpoint
+        from ..nn.checkpoint import load_checkpoint, read_card
 
         folder = Path(init_from)
-        _, start = load_checkpoint(folder)
+        start = read_card(folder)
         if start.get("method") != method or "row_keys" not in start:
             raise ValueError(
                 f"{method}: init_from {folder} is not a {method} model "
