@@ -45,30 +45,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-#: DERnet hyperparameters ``--architecture`` may set, and their types
-ARCHITECTURE_KEYS = {
-    "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
-}  # fmt: skip
-
-
 def _architecture(args: argparse.Namespace) -> dict | None:
     """``--architecture KEY=VALUE ...`` as a dict; ValueError naming a bad entry."""
+    from ..recon.dernet import DERNET_KEYS
+
     if not args.architecture:
         return None
     out = {}
     for item in args.architecture:
         key, sep, value = item.partition("=")
-        if not sep or key not in ARCHITECTURE_KEYS:
+        if not sep or key not in DERNET_KEYS:
             raise ValueError(
                 f"train: --architecture entries are KEY=VALUE with KEY one of "
-                f"{', '.join(ARCHITECTURE_KEYS)}; got {item!r}"
+                f"{', '.join(DERNET_KEYS)}; got {item!r}"
             )
         try:
-            out[key] = ARCHITECTURE_KEYS[key](value)
+            out[key] = DERNET_KEYS[key](value)
         except ValueError:
             raise ValueError(
-                f"train: --architecture {key} must be {ARCHITECTURE_KEYS[key].__name__}, "
-                f"got {value!r}"
+                f"train: --architecture {key} must be {DERNET_KEYS[key].__name__}, got {value!r}"
             ) from None
         if (
             out[key] < 0
@@ -144,7 +139,7 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..nn.losses import LOSSES
     from ..recon.cascaded import STRATEGIES
-    from ..recon.dernet import INITIALISATIONS
+    from ..recon.dernet import DERNET_KEYS, INITIALISATIONS
     from ..recon.learned import LR_SCHEDULES
 
     tp = sub.add_parser("train", help="train a learned method (ppmpi: its denoiser)")
@@ -206,7 +201,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--architecture",
         nargs="+",
         metavar="KEY=VALUE",
-        help=f"dernet: override the paper's hyperparameters ({', '.join(ARCHITECTURE_KEYS)})",
+        help=f"dernet: override the paper's hyperparameters ({', '.join(DERNET_KEYS)})",
     )
     tp.add_argument("--loss", choices=LOSSES, default="l1+ssim", help="cascaded: training loss")
     tp.add_argument(

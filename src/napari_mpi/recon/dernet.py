@@ -226,8 +226,11 @@ def iter_train_dernet(
     )
 
 
-#: DERnet's architecture parameters besides the grid, the rows and the output scale
-DERNET_KEYS = ("c1", "c2", "c3", "c4", "c5", "dropout0", "dropout1")
+#: DERnet's architecture parameters besides the grid, the rows and the output scale, and
+#: their types
+DERNET_KEYS = {
+    "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
+}  # fmt: skip
 
 
 def _initialiser(init: str):
