@@ -49,10 +49,13 @@ def test_dernet_architecture_flags(tmp_path, capsys):
     cascaded = ["train", "cascaded", *base[2:]]
     assert main([*cascaded, "--init", "ridge"]) != 0
     assert "apply to dernet only" in capsys.readouterr().err
+    assert main([*base, "--snr-range", "30", "20"]) != 0
+    assert "snr_range must be (low, high)" in capsys.readouterr().err and not out.exists()
     args = [*base, "--architecture", "c1=3", "c5=32", "--init", "ridge", "--fresh-phantoms"]
-    assert main(args) == 0
+    assert main([*args, "--snr-range", "15", "35"]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["architecture"]["c1"] == 3 and card["architecture"]["c5"] == 32
+    assert card["data"]["snr_db"] == [15.0, 35.0]
     assert card["training"]["init"] == "ridge" and card["data"]["fresh_phantoms"] is True
     more = tmp_path / "more"
     cont = [*base[:-3], "-o", str(more), "--init-from", str(out), "--lr", "1e-4", "--quiet"]

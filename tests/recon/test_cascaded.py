@@ -122,7 +122,9 @@ def test_fresh_noise_every_epoch(small_sm, tmp_path, monkeypatch, fresh):
     calls = []
     original = TrainingSet.redraw_noise
     monkeypatch.setattr(
-        TrainingSet, "redraw_noise", lambda self, rng: calls.append(1) or original(self, rng)
+        TrainingSet,
+        "redraw_noise",
+        lambda self, rng, snr_range: calls.append(snr_range) or original(self, rng, snr_range),
     )
     out = tmp_path / "m"
     run(
@@ -131,7 +133,7 @@ def test_fresh_noise_every_epoch(small_sm, tmp_path, monkeypatch, fresh):
         )
     )
     card = json.loads((out / "card.json").read_text())
-    assert len(calls) == (2 if fresh else 0)  # epochs 2 and 3 get new noise
+    assert calls == ([(20.0, 40.0)] * 2 if fresh else [])  # epochs 2 and 3 get new noise
     assert card["data"]["fresh_noise"] is fresh and card["training"]["lr_schedule"] == "cosine"
 
 

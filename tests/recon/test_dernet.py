@@ -181,6 +181,34 @@ def test_ridge_start_and_fresh_phantoms_in_training(small_sm, tmp_path, monkeypa
         run(iter_train_dernet(small_sm, None, out, init="zeros"))
 
 
+def test_training_snr_range(small_sm, tmp_path, monkeypatch):
+    from napari_mpi.recon.training_data import TrainingSet
+
+    redraws = []
+    original = TrainingSet.redraw_noise
+
+    def spy(self, rng, snr_range=(20.0, 40.0)):
+        redraws.append(snr_range)
+        return original(self, rng, snr_range)
+
+    monkeypatch.setattr(TrainingSet, "redraw_noise", spy)
+    opts = {"epochs": 2, "batch": 32, "num_train": 96, "num_val": 32, "init": "ridge",
+            "architecture": {"c5": 32}}  # fmt: skip
+    quiet = run(iter_train_dernet(small_sm, None, tmp_path / "q", snr_range=(50, 50), **opts))
+    loud = run(iter_train_dernet(small_sm, None, tmp_path / "l", snr_range=(0, 0), **opts))
+    assert quiet["data"]["snr_db"] == [50.0, 50.0] and loud["data"]["snr_db"] == [0.0, 0.0]
+    # the validation pairs carry the range's noise: the linear start fits quiet pairs far better
+    assert quiet["initialisation"]["val_psnr_db"] > loud["initialisation"]["val_psnr_db"] + 3
+    assert redraws == [(50.0, 50.0), (0.0, 0.0)]  # the second epoch's new noise
+    opts["init"] = "ridge-bands"
+    bands = run(iter_train_dernet(small_sm, None, tmp_path / "b", snr_range=(10, 30), **opts))
+    assert bands["initialisation"]["snr_bands_db"] == [[10, 15], [15, 20], [20, 25], [25, 30]]
+    for bad in [(30, 20), (float("nan"), 30)]:
+        with pytest.raises(ValueError, match="snr_range must be"):
+            run(iter_train_dernet(small_sm, None, tmp_path / "z", snr_range=bad))
+    assert not (tmp_path / "z").exists()
+
+
 def test_training_continues_from_a_model(small_sm, tmp_path):
     import torch
 

@@ -101,6 +101,7 @@ def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> in
         "fresh_phantoms": args.fresh_phantoms,
         "lr_schedule": args.lr_schedule,
         "lr": args.lr,
+        "snr_range": tuple(args.snr_range),
         "command": command,
     }
     if args.method == "dernet":
@@ -180,6 +181,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_float,
         default=1e-3,
         help="dernet, cascaded: Adam's (starting) learning rate (the papers' 1e-3)",
+    )
+    tp.add_argument(
+        "--snr-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=(20.0, 40.0),
+        help="dernet, cascaded: training SNRs, uniform in LOW-HIGH dB over the model's rows "
+        "(20 40, as the DERnet paper)",
     )
     tp.add_argument(
         "--fresh-phantoms",

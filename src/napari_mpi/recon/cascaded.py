@@ -77,6 +77,7 @@ def iter_train_cascaded(
     fresh_noise: bool = True,
     fresh_phantoms: bool = False,
     lr_schedule: str = "cosine",
+    snr_range: tuple[float, float] = (20.0, 40.0),
     architecture: dict | None = None,
     command: str | None = None,
 ) -> Generator[Progress, None, dict]:
@@ -157,6 +158,7 @@ def iter_train_cascaded(
             fresh_noise=fresh_noise,
             fresh_phantoms=fresh_phantoms,
             lr_schedule=lr_schedule,
+            snr_range=snr_range,
             command=command,
             card_extra={
                 "loss": loss,

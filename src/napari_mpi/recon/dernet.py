@@ -160,6 +160,7 @@ def iter_train_dernet(
     fresh_noise: bool = True,
     fresh_phantoms: bool = False,
     lr_schedule: str = "cosine",
+    snr_range: tuple[float, float] = (20.0, 40.0),
     init: str = "random",
     init_from: str | Path | None = None,
     architecture: dict | None = None,
@@ -169,10 +170,11 @@ def iter_train_dernet(
 
     Rows: those with calibration SNR >= ``snr_threshold`` (all when None). Data: pairs from
     :mod:`napari_mpi.recon.training_data` (digits of the training / validation splits, SNR
-    uniform in 20-40 dB). MSE loss on b_max Net(b / b_max) (eq. 11; phantoms have maximum 1),
-    Adam at ``lr`` (``lr_schedule`` "cosine": decaying to lr / 100; ``fresh_noise``: new noise
-    on the training pairs every epoch; ``fresh_phantoms``: new placements too); the epoch with
-    the lowest validation MSE is kept. ``init`` "ridge" starts the domain transform at the
+    uniform in ``snr_range``, dB over the selected rows, 20-40 by default). MSE loss on
+    b_max Net(b / b_max) (eq. 11; phantoms have maximum 1), Adam at ``lr`` (``lr_schedule``
+    "cosine": decaying to lr / 100; ``fresh_noise``: new noise on the training pairs every
+    epoch; ``fresh_phantoms``: new placements too); the epoch with the lowest validation MSE
+    is kept. ``init`` "ridge" starts the domain transform at the
     linear reconstruction fitted to the training pairs, "ridge-bands" at one such fit per SNR
     band in its first C2 channels (:func:`ridge_initialise`), "random" at PyTorch's defaults.
     ``init_from``: continue training a DERnet folder (its rows, architecture and weights;
@@ -218,7 +220,8 @@ def iter_train_dernet(
             fresh_noise=fresh_noise,
             fresh_phantoms=fresh_phantoms,
             lr_schedule=lr_schedule,
-            initialise=None if init_from is not None else _initialiser(init),
+            snr_range=snr_range,
+            initialise=None if init_from is not None else _initialiser(init, snr_range),
             init_from=init_from,
             command=command,
             card_extra={"loss": "mse", "init": "from" if init_from is not None else init},
@@ -233,12 +236,15 @@ DERNET_KEYS = {
 }  # fmt: skip
 
 
-def _initialiser(init: str):
-    """The ``initialise`` hook of :func:`~napari_mpi.recon.learned.iter_train_signal_model`."""
+def _initialiser(init: str, snr_range: tuple[float, float]):
+    """The ``initialise`` hook of :func:`~napari_mpi.recon.learned.iter_train_signal_model`;
+    ridge bands split the training ``snr_range``."""
     if init == "ridge":
         return ridge_initialise
     if init == "ridge-bands":
-        return lambda net, train, val: ridge_initialise(net, train, val, bands=net.c2)
+        return lambda net, train, val: ridge_initialise(
+            net, train, val, bands=net.c2, snr_range=snr_range
+        )
     return None
 
 

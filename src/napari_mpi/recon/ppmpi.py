@@ -67,7 +67,7 @@ def iter_ppmpi(
     sm: SystemMatrix,
     measurements: np.ndarray,
     model: str = "default",
-    iterations: int = 20,
+    iterations: int = 10,
     rho: float = 0.1,
 ) -> Generator[Progress, None, np.ndarray]:
     """PP-MPI; yields after every iteration, returns (frames, voxels) non-negative images."""
@@ -106,7 +106,7 @@ register(
         "trained on phantoms with Gaussian noise (not tied to a system matrix).",
         params=(
             Param("model", str, "default", "denoiser folder (model.pt + card.json) or 'default'"),
-            Param("iterations", int, 20, "ADMM iterations (DERnet Table 1: 10-30)", 1, 10000),
+            Param("iterations", int, 10, "ADMM iterations (DERnet Table 1: 10-30)", 1, 10000),
             Param("rho", float, 0.1, "ADMM penalty, relative to ||A||_F^2 / N", 1e-12),
         ),
         solve=iter_ppmpi,
