@@ -50,7 +50,7 @@ def test_shipped_model_reconstructs_test_digits(preset_calibration, shared_data)
         img = reconstruct(sm, meas.data, "dernet")
         assert img.data.shape == (1, 1, 19, 19) and img.data.min() >= 0
         scores.append(psnr(img, meas.phantom))
-    # 30.2 dB here; 29.0 dB on average over test digits 9000-9039 at 30 dB (ADMM default: ~28)
+    # 31.3 dB here; 29.5 dB on average over test digits 9000-9039 at 30 dB (ADMM default: 27.7)
     assert np.mean(scores) > 26
 
 
