@@ -225,9 +225,7 @@ def iter_train_signal_model(
         sm = select_frequencies(system_matrix, snr_threshold)
     if sm.num_rows == 0:
         raise ValueError(f"{method}: no rows with calibration SNR >= {snr_threshold}")
-    snr_range = (float(snr_range[0]), float(snr_range[1]))
-    if not (np.isfinite(snr_range).all() and snr_range[0] <= snr_range[1]):
-        raise ValueError(f"{method}: snr_range must be (low, high) in dB, got {snr_range}")
+    snr_range = (float(snr_range[0]), float(snr_range[1]))  # checked by iter_training_set
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"{method}: lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}"

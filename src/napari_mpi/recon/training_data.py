@@ -115,7 +115,7 @@ def iter_training_set(
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     lo, hi = snr_range
-    if not lo <= hi:
+    if not (np.isfinite([lo, hi]).all() and lo <= hi):
         raise ValueError(f"snr_range must be (low, high) in dB, got {snr_range}")
     split_seed = {"train": 0, "val": 1, "test": 2}[split] if split in SPLITS else None
     if split_seed is None:
