@@ -63,6 +63,9 @@ def test_dernet_architecture_flags(tmp_path, capsys):
     card = json.loads((more / "card.json").read_text())
     assert card["initialisation"]["kind"] == "from" and card["training"]["lr"] == 1e-4
     assert card["architecture"]["c1"] == 3 and str(out) in card["initialisation"]["model"]
+    assert main([*cont, "--overwrite", "--architecture", "c1=4"]) != 0
+    assert "only the dropout rates may change" in capsys.readouterr().err
+    assert json.loads((more / "card.json").read_text()) == card  # left as it was
     with pytest.raises(SystemExit):
         main([*cont[:-1], "--lr", "0", "--quiet"])
     assert "--lr: expected a positive number" in capsys.readouterr().err

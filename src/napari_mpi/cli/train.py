@@ -205,7 +205,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tp.add_argument(
         "--init-from",
         metavar="MODEL_DIR",
-        help="dernet: continue training this model (its rows, architecture and weights)",
+        help="dernet: continue training this model (its rows, architecture and weights; "
+        "--architecture may then change only the dropout rates)",
     )
     tp.add_argument(
         "--architecture",

@@ -178,8 +178,8 @@ def iter_train_dernet(
     linear reconstruction fitted to the training pairs, "ridge-bands" at one such fit per SNR
     band in its first C2 channels (:func:`ridge_initialise`), "random" at PyTorch's defaults.
     ``init_from``: continue training a DERnet folder (its rows, architecture and weights;
-    ``init``, ``architecture`` and ``snr_threshold`` are then taken from it). Closing the
-    generator keeps the best checkpoint written so far.
+    ``init`` and ``snr_threshold`` are then taken from it, and ``architecture`` may only change
+    the dropout rates). Closing the generator keeps the best checkpoint written so far.
     """
     from ..nn.dernet import DERnet
     from ..nn.losses import make_loss
@@ -191,7 +191,19 @@ def iter_train_dernet(
         from ..nn.checkpoint import read_card
 
         card = read_card(init_from)
-        architecture = {k: v for k, v in card.get("architecture", {}).items() if k in DERNET_KEYS}
+        start = {k: v for k, v in card.get("architecture", {}).items() if k in DERNET_KEYS}
+        sizes = {
+            k: v
+            for k, v in (architecture or {}).items()
+            if k in DERNET_SIZE_KEYS and start.get(k) != v
+        }
+        if sizes:
+            raise ValueError(
+                f"dernet: init_from {init_from} has layer sizes "
+                f"{ {k: start.get(k) for k in sizes} }; a continued model keeps them (got {sizes}; "
+                "only the dropout rates may change)"
+            )
+        architecture = {**start, **(architecture or {})}
     return (
         yield from iter_train_signal_model(
             system_matrix,
@@ -234,6 +246,8 @@ def iter_train_dernet(
 DERNET_KEYS = {
     "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
 }  # fmt: skip
+#: the keys of :data:`DERNET_KEYS` that set layer sizes (the weights' shapes)
+DERNET_SIZE_KEYS = ("c1", "c2", "c3", "c4", "c5")
 
 
 def _initialiser(init: str, snr_range: tuple[float, float]):
