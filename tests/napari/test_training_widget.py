@@ -34,6 +34,11 @@ def widget(make_napari_viewer, small_sm):
     return w
 
 
+def shown(control) -> bool:
+    """Not hidden by the widget (``visible`` also needs the dock itself on screen)."""
+    return not control.native.isHidden()
+
+
 @pytest.mark.parametrize("method", ["cascaded", "dernet"])
 def test_training_writes_a_model_and_plots_losses(widget, small_sm, tmp_path, monkeypatch, method):
     monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
@@ -87,3 +92,58 @@ def test_bad_settings_are_reported(widget, tmp_path, monkeypatch):
     widget.start()
     assert widget.state == "failed" and "missing.npz" in widget.status.value
     assert widget.run_button.enabled and not (tmp_path / "new").exists()
+
+
+def test_dernet_options_reach_the_card(widget, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    assert shown(widget.init) and shown(widget.snr_low) and not shown(widget.steps)
+    widget.epochs.value = 1
+    widget.lr.value = 4e-4
+    widget.snr_low.value, widget.snr_high.value = 25.0, 35.0
+    widget.fresh_phantoms.value = True
+    widget.init.value = "ridge"
+    widget.dropout.value = 0.0
+    widget.output.value = tmp_path / "first"
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / "first" / "card.json").read_text())
+    assert card["training"]["lr"] == pytest.approx(4e-4) and card["training"]["init"] == "ridge"
+    assert card["data"]["snr_db"] == [25.0, 35.0] and card["data"]["fresh_phantoms"] is True
+    assert card["architecture"]["dropout0"] == 0 and card["architecture"]["dropout1"] == 0
+    # continuing a model shows its dropout rate and keeps its weights' layout
+    widget.dropout.value = 0.3
+    widget.init_from.value = tmp_path / "first"
+    assert widget.dropout.value == 0
+    widget.output.value = tmp_path / "more"
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / "more" / "card.json").read_text())
+    assert card["initialisation"]["kind"] == "from"
+    assert card["initialisation"]["model"] == str(tmp_path / "first")
+
+
+def test_bad_training_options_are_reported(widget, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    widget.output.value = tmp_path / "new"
+    widget.snr_low.value, widget.snr_high.value = 35.0, 25.0
+    widget.start()
+    assert widget.state == "failed" and "training SNR" in widget.status.value
+    widget.snr_low.value = 20.0
+    (tmp_path / "empty").mkdir()
+    widget.init_from.value = tmp_path / "empty"
+    widget.start()
+    assert widget.state == "failed" and "continue model" in widget.status.value
+    assert widget.run_button.enabled and not (tmp_path / "new").exists()
+    widget.method.value = "ppmpi"
+    assert not shown(widget.init) and not shown(widget.snr_low) and shown(widget.lr)
+
+
+def test_denoiser_training_takes_the_learning_rate(widget, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    widget.method.value = "ppmpi"
+    widget.steps.value, widget.batch.value, widget.lr.value = 4, 4, 2.5e-4
+    widget.output.value = tmp_path / "denoiser"
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / "denoiser" / "card.json").read_text())
+    assert card["training"]["lr"] == pytest.approx(2.5e-4) and card["training"]["steps"] == 4

@@ -4,6 +4,7 @@ best checkpoint written so far."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
     Calibration (a layer from the reader or the simulator, or a file) is needed by the
     signal-to-image networks, which are tied to one system matrix; the PP-MPI denoiser is not.
     Phantoms: an MNIST-style ``.npz`` (its training and validation splits) or, left empty, the
-    procedural digit-like phantoms.
+    procedural digit-like phantoms. The options follow ``napari-mpi train``: training SNR range
+    (dB), new phantom placements every epoch, learning rate; for DERnet its start (random or
+    ridge), its dropout rate (both dropouts; the paper's 0.05) and a model to continue.
     """
 
     task_title = "training"
@@ -47,6 +50,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.viewer = viewer
         from ..nn.losses import LOSSES
         from ..recon.cascaded import STRATEGIES
+        from ..recon.dernet import INITIALISATIONS
 
         self.method = ComboBox(label="method", choices=list(TRAINABLE), value="dernet")
         self.calibration = ComboBox(label="calibration", choices=self._calibrations)
@@ -62,13 +66,26 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value="l1+ssim")
         self.strategy = ComboBox(label="strategy", choices=list(STRATEGIES), value="end-to-end")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-6)
+        self.snr_low = FloatSpinBox(
+            label="training SNR from (dB)", value=20.0, min=-50.0, max=200.0
+        )
+        self.snr_high = FloatSpinBox(label="training SNR to (dB)", value=40.0, min=-50.0, max=200.0)
+        self.fresh_phantoms = CheckBox(label="new phantom placements every epoch", value=False)
+        self.init = ComboBox(label="DERnet start", choices=list(INITIALISATIONS), value="random")
+        self.dropout = FloatSpinBox(
+            label="DERnet dropout", value=0.05, min=0.0, max=0.95, step=0.01
+        )
+        self.init_from = FileEdit(label="continue model (empty: new)", mode="d")
         self.output = FileEdit(label="model folder", mode="d")
         self.overwrite = CheckBox(label="replace a model in that folder", value=False)
         self.extend(
             [
                 self.method, self.calibration, self.calibration_file, self.phantoms,
                 self.snr_threshold, self.epochs, self.num_train, self.num_val, self.steps,
-                self.batch, self.loss, self.strategy, self.seed, self.output, self.overwrite,
+                self.batch, self.loss, self.strategy, self.seed, self.lr, self.snr_low,
+                self.snr_high, self.fresh_phantoms, self.init, self.dropout, self.init_from,
+                self.output, self.overwrite,
                 *self._run_controls("Train"),
             ]
         )  # fmt: skip
@@ -79,6 +96,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self._last_draw = 0.0
         self.method.changed.connect(self._toggle)
         self.calibration.changed.connect(self._toggle)
+        self.init_from.changed.connect(self._follow_start_model)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _: self.reset_choices())
         self._init_run_state()
@@ -92,11 +110,13 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
     def _toggle(self, _=None) -> None:
         signal_model = self.method.value != "ppmpi"
         for w in (self.calibration, self.snr_threshold, self.epochs, self.num_train,
-                  self.num_val):  # fmt: skip
+                  self.num_val, self.snr_low, self.snr_high, self.fresh_phantoms):  # fmt: skip
             w.visible = signal_model
         self.calibration_file.visible = signal_model and self.calibration.value == _FILE
         self.steps.visible = not signal_model
         self.loss.visible = self.strategy.visible = self.method.value == "cascaded"
+        for w in (self.init, self.dropout, self.init_from):
+            w.visible = self.method.value == "dernet"
 
     def _system_matrix(self):
         cal = self.calibration.value
@@ -128,6 +148,35 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             raise ValueError(f"model folder: {out} holds a model; tick 'replace' to overwrite it")
         return out
 
+    def _init_from(self) -> Path | None:
+        text = str(self.init_from.value).strip()
+        if text in ("", "."):
+            return None
+        folder = Path(text)
+        if not (folder / CARD).is_file() or not (folder / WEIGHTS).is_file():
+            raise ValueError(
+                f"continue model: {folder} holds no model ({CARD} and {WEIGHTS}); "
+                "leave it empty to train a new one"
+            )
+        return folder
+
+    def _follow_start_model(self, _=None) -> None:
+        """Show the dropout rate of the model to continue (it is kept unless changed)."""
+        try:
+            folder = self._init_from()
+            card = json.loads((folder / CARD).read_text()) if folder else {}
+        except (ValueError, OSError):
+            return
+        rate = card.get("architecture", {}).get("dropout0")
+        if isinstance(rate, (int, float)):
+            self.dropout.value = float(rate)
+
+    def _snr_range(self) -> tuple[float, float]:
+        low, high = self.snr_low.value, self.snr_high.value
+        if low > high:
+            raise ValueError(f"training SNR: 'from' ({low} dB) must not be above 'to' ({high} dB)")
+        return low, high
+
     def work(self):
         """The training generator for the current settings (ValueError on bad input)."""
         method = self.method.value
@@ -137,10 +186,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         if method == "ppmpi":
             from ..recon.denoiser_training import iter_train_denoiser
 
-            steps, batch, seed = self.steps.value, self.batch.value, self.seed.value
-            return lambda: iter_train_denoiser(
-                out, source, steps=steps, batch=batch, seed=seed, command=command
-            )
+            options = {"steps": self.steps.value, "batch": self.batch.value,
+                       "seed": self.seed.value, "lr": self.lr.value}  # fmt: skip
+            return lambda: iter_train_denoiser(out, source, command=command, **options)
         sm = self._system_matrix()
         common = {
             "snr_threshold": self.snr_threshold.value or None,
@@ -149,12 +197,20 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             "seed": self.seed.value,
             "num_train": self.num_train.value,
             "num_val": self.num_val.value,
+            "lr": self.lr.value,
+            "snr_range": self._snr_range(),
+            "fresh_phantoms": self.fresh_phantoms.value,
             "command": command,
         }
         if method == "dernet":
             from ..recon.dernet import iter_train_dernet
 
-            return lambda: iter_train_dernet(sm, source, out, **common)
+            dernet = {
+                "init": self.init.value,
+                "init_from": self._init_from(),
+                "architecture": {"dropout0": self.dropout.value, "dropout1": self.dropout.value},
+            }
+            return lambda: iter_train_dernet(sm, source, out, **common, **dernet)
         from ..recon.cascaded import iter_train_cascaded
 
         loss, strategy = self.loss.value, self.strategy.value
