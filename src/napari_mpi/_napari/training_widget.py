@@ -4,7 +4,6 @@ best checkpoint written so far."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +18,8 @@ from magicgui.widgets import (
 )
 
 from ..io import read_mdf
-from ..nn.checkpoint import CARD, WEIGHTS
+from ..nn.checkpoint import CARD, WEIGHTS, read_card
+from ..recon.training_data import check_snr_range
 from . import _workers
 from ._plot import dock_canvas
 
@@ -164,7 +164,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         """Show the dropout rate of the model to continue (it is kept unless changed)."""
         try:
             folder = self._init_from()
-            card = json.loads((folder / CARD).read_text()) if folder else {}
+            card = read_card(folder) if folder else {}
         except (ValueError, OSError):
             return
         rate = card.get("architecture", {}).get("dropout0")
@@ -172,10 +172,10 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             self.dropout.value = float(rate)
 
     def _snr_range(self) -> tuple[float, float]:
-        low, high = self.snr_low.value, self.snr_high.value
-        if low > high:
-            raise ValueError(f"training SNR: 'from' ({low} dB) must not be above 'to' ({high} dB)")
-        return low, high
+        try:
+            return check_snr_range((self.snr_low.value, self.snr_high.value))
+        except ValueError as exc:
+            raise ValueError(f"training SNR ('from', 'to'): {exc}") from None
 
     def work(self):
         """The training generator for the current settings (ValueError on bad input)."""

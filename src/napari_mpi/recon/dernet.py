@@ -246,8 +246,8 @@ def iter_train_dernet(
 DERNET_KEYS = {
     "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
 }  # fmt: skip
-#: the keys of :data:`DERNET_KEYS` that set layer sizes (the weights' shapes)
-DERNET_SIZE_KEYS = ("c1", "c2", "c3", "c4", "c5")
+#: the keys of :data:`DERNET_KEYS` that set layer sizes (the weights' shapes): the integer ones
+DERNET_SIZE_KEYS = tuple(k for k, kind in DERNET_KEYS.items() if kind is int)
 
 
 def _initialiser(init: str, snr_range: tuple[float, float]):

@@ -71,6 +71,14 @@ class TrainingSet:
         return (self.clean + noise).astype(np.complex64)
 
 
+def check_snr_range(snr_range: tuple[float, float]) -> tuple[float, float]:
+    """``snr_range`` as (low, high) floats in dB; ValueError unless finite with low <= high."""
+    lo, hi = (float(v) for v in snr_range)
+    if not (np.isfinite([lo, hi]).all() and lo <= hi):
+        raise ValueError(f"snr_range must be (low, high) in dB, got {tuple(snr_range)}")
+    return lo, hi
+
+
 def split_indices(
     num_images: int,
     split: str,
@@ -114,9 +122,7 @@ def iter_training_set(
     sm = system_matrix
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    lo, hi = snr_range
-    if not (np.isfinite([lo, hi]).all() and lo <= hi):
-        raise ValueError(f"snr_range must be (low, high) in dB, got {snr_range}")
+    lo, hi = check_snr_range(snr_range)
     split_seed = {"train": 0, "val": 1, "test": 2}[split] if split in SPLITS else None
     if split_seed is None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
