@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from ..acquisition import Acquisition
+from ._fields import FieldReader
 from ._h5 import compound_to_complex, index_runs, is_complex_compound
 
 #: Read at most this many bytes of a dataset at once when whole frames must be read.
@@ -213,3 +215,145 @@ def complex_kind(ds: h5py.Dataset) -> str:
     if is_complex_compound(ds.dtype):
         return "compound"
     return "real"
+
+
+def build_layout(f: FieldReader, acq: Acquisition, *, is_v1: bool, kind: str) -> DataLayout:
+    """Find the data array of a calibration or measurement and check it against the acquisition.
+
+    Parameters
+    ----------
+    f : FieldReader
+        The open file.
+    acq : Acquisition
+        Its acquisition settings (channels, sampling points, periods).
+    is_v1 : bool
+        Whether the file follows the legacy MDF 1.x layout.
+    kind : str
+        ``"calibration"`` or ``"measurement"``.
+
+    Returns
+    -------
+    DataLayout
+
+    Raises
+    ------
+    MDFError
+        Naming the field whose shape, type or flags do not fit.
+    """
+    num_freq = acq.num_frequencies
+    if is_v1:
+        if kind == "calibration":
+            field, axes, fourier = "calibration/dataFD", (2, 0, 1, None), True
+        elif f.has("measurement/dataFD"):
+            field, axes, fourier = "measurement/dataFD", (0, 1, 2, None), True
+        elif f.has("measurement/dataTD"):
+            field, axes, fourier = "measurement/dataTD", (0, 1, 2, None), False
+        else:
+            raise f.error("measurement/data", "this file holds no measurement data")
+        ds = f.dataset(field)
+        trailing = fourier and complex_kind(ds) == "real"
+        expected_ndim = 3 + int(trailing)
+        if ds.ndim != expected_ndim or (trailing and ds.shape[-1] != 2):
+            raise f.error(
+                field,
+                f"expected {expected_ndim} dimensions"
+                + (" with a trailing real/imaginary axis of length 2" if trailing else "")
+                + f", found shape {ds.shape}",
+            )
+        frame_axis, channel_axis, sample_axis, period_axis = axes
+    else:
+        field = "measurement/data"
+        ds = f.dataset(field)
+        if f.flag("measurement/isSparsityTransformed"):
+            raise f.error(
+                "measurement/isSparsityTransformed",
+                "sparsity-transformed calibrations (compressed with "
+                f"'{f.string('measurement/sparsityTransformation', default='?')}') "
+                "are not supported; store the full system matrix instead",
+            )
+        fourier = f.flag("measurement/isFourierTransformed")
+        if f.has("measurement/isFastFrameAxis"):
+            fast = f.flag("measurement/isFastFrameAxis")
+        else:  # MDF 2.0 name
+            fast = f.flag("measurement/isTransposed")
+        kind = complex_kind(ds)
+        if kind == "real" and ds.dtype.kind not in "iuf":
+            raise f.error(field, f"expected numbers, found data of type {ds.dtype}")
+        trailing = fourier and kind == "real"
+        if not fourier and kind != "real":
+            raise f.error(
+                field,
+                "holds complex values but measurement/isFourierTransformed is 0 (time data "
+                "must be real)",
+            )
+        expected_ndim = 4 + int(trailing)
+        if ds.ndim != expected_ndim or (trailing and ds.shape[-1] != 2):
+            layout = "J x C x K x N" if fast else "N x J x C x K"
+            raise f.error(
+                field,
+                f"expected {expected_ndim} dimensions ({layout}"
+                + (" x 2" if trailing else "")
+                + f"), found shape {ds.shape}",
+            )
+        if fast:
+            frame_axis, period_axis, channel_axis, sample_axis = 3, 0, 1, 2
+        else:
+            frame_axis, period_axis, channel_axis, sample_axis = 0, 1, 2, 3
+    layout = DataLayout(
+        field=field,
+        ds=ds,
+        frame_axis=frame_axis,
+        channel_axis=channel_axis,
+        sample_axis=sample_axis,
+        period_axis=period_axis,
+        trailing_complex=trailing,
+        fourier=fourier,
+        num_sampling_points=acq.num_sampling_points,
+    )
+    if layout.num_channels != acq.num_receive_channels:
+        raise f.error(
+            field,
+            f"has {layout.num_channels} receive channel(s) but "
+            f"acquisition/receiver/numChannels is {acq.num_receive_channels}",
+        )
+    if fourier:
+        if not is_v1 and f.flag("measurement/isFrequencySelection"):
+            sel = f.array("measurement/frequencySelection", kind="i", ndim=(1,)) - 1
+            if sel.size != layout.num_samples:
+                raise f.error(
+                    "measurement/frequencySelection",
+                    f"has {sel.size} entries but {field} stores {layout.num_samples} frequencies",
+                )
+            if sel.size and (sel.min() < 0 or sel.max() >= num_freq):
+                raise f.error(
+                    "measurement/frequencySelection",
+                    f"expected 1-based indices in 1..{num_freq}, found {sel.min() + 1}.."
+                    f"{sel.max() + 1}",
+                )
+            if np.any(np.diff(sel) <= 0):
+                raise f.error(
+                    "measurement/frequencySelection", "expected strictly increasing indices"
+                )
+            layout.bins = sel
+        else:
+            if layout.num_samples != num_freq:
+                raise f.error(
+                    field,
+                    f"stores {layout.num_samples} frequencies but numSamplingPoints "
+                    f"{acq.num_sampling_points} gives {num_freq} (and there is no frequency "
+                    "selection)",
+                )
+            layout.bins = np.arange(num_freq)
+    elif layout.num_samples != acq.num_sampling_points:
+        raise f.error(
+            field,
+            f"stores {layout.num_samples} time samples but "
+            f"acquisition/receiver/numSamplingPoints is {acq.num_sampling_points}",
+        )
+    if layout.num_periods != acq.num_periods and not is_v1:
+        raise f.error(
+            field,
+            f"has {layout.num_periods} period(s) per frame but the acquisition declares "
+            f"{acq.num_periods}",
+        )
+    return layout

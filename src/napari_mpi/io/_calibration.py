@@ -1,0 +1,179 @@
+"""Reading a calibration: the system matrix with frequency selection, stored or estimated SNR."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..system_matrix import SystemMatrix
+from ._grid import read_grid
+from ._layout import DataLayout
+from ._measurement import (
+    background_mask,
+    conversion_factors,
+    transfer_function_values,
+)
+
+if TYPE_CHECKING:
+    from .mdf_reader import MDFFile
+
+
+def read_stored_snr(mdf: MDFFile, layout: DataLayout) -> np.ndarray | None:
+    """calibration/snr as (J, C, K) over stored frequencies, or None."""
+    f = mdf._f
+    field = "calibration/snrFD" if mdf.is_v1 else "calibration/snr"
+    if not f.has(field):
+        return None
+    snr = f.array(field)
+    j, c, k = layout.num_periods, layout.num_channels, layout.num_samples
+    if not layout.fourier:
+        k = mdf.acquisition.num_frequencies
+    if snr.size == j * c * k:
+        return snr.reshape(j, c, k)
+    if mdf.is_v1 and snr.shape == (k, c):
+        return snr.T.reshape(1, c, k)
+    raise f.error(field, f"expected J x C x K = ({j}, {c}, {k}) values, found {snr.shape}")
+
+
+def read_system_matrix(
+    mdf: MDFFile,
+    snr_threshold: float | None = None,
+    min_frequency: float | None = None,
+    max_frequency: float | None = None,
+    channels: int | list[int] | None = None,
+    background_correction: bool = True,
+    transfer_function_correction: bool = False,
+) -> SystemMatrix:
+    """A calibration's system matrix, frequency-selected (see :meth:`MDFFile.system_matrix`)."""
+    if mdf.kind != "calibration":
+        raise mdf._f.error(None, f"is a {mdf.kind} file, not a calibration")
+    layout = mdf._data_layout()
+    acq = mdf.acquisition
+    bg_mask = background_mask(mdf, layout)
+    fg_idx, bg_idx = np.flatnonzero(~bg_mask), np.flatnonzero(bg_mask)
+    if fg_idx.size == 0:
+        raise mdf._f.error("measurement/isBackgroundFrame", "marks every frame as background")
+    stored_bins = mdf.stored_frequency_indices
+    num_k = stored_bins.size
+    # candidate rows: every (period, channel, stored frequency)
+    jj, cc, kk = np.meshgrid(
+        np.arange(layout.num_periods),
+        np.arange(layout.num_channels),
+        np.arange(num_k),
+        indexing="ij",
+    )
+    jj, cc, kk = jj.ravel(), cc.ravel(), kk.ravel()
+    freqs = acq.frequencies[stored_bins[kk]]
+    keep = np.ones(jj.size, dtype=bool)
+    if channels is not None:
+        wanted = np.atleast_1d(np.asarray(channels, dtype=np.int64))
+        bad = wanted[(wanted < 0) | (wanted >= layout.num_channels)]
+        if bad.size:
+            raise ValueError(
+                f"channels: {bad.tolist()} out of range; {mdf.path} has "
+                f"{layout.num_channels} receive channel(s) (0-based)"
+            )
+        keep &= np.isin(cc, wanted)
+    if min_frequency is not None:
+        keep &= freqs >= float(min_frequency)
+    if max_frequency is not None:
+        keep &= freqs <= float(max_frequency)
+    bg_already = mdf._f.flag("measurement/isBackgroundCorrected", default=mdf.is_v1)
+    subtract_bg = background_correction and bg_idx.size > 0 and not bg_already
+
+    stored_snr = read_stored_snr(mdf, layout)
+    snr = None if stored_snr is None else stored_snr[jj, cc, kk]
+    positions = kk if layout.fourier else stored_bins[kk]
+    conversion = conversion_factors(mdf, layout)
+    if snr is None and snr_threshold is not None:
+        if bg_idx.size < 2:
+            raise mdf._f.error(
+                "calibration/snr",
+                "is missing and the file has fewer than 2 background frames to estimate "
+                "it from, so snr_threshold cannot be applied",
+            )
+        snr = np.zeros(jj.size)
+        cand = np.flatnonzero(keep)
+        snr[cand] = estimate_snr(
+            mdf, layout, jj[cand], cc[cand], positions[cand], fg_idx, bg_idx, conversion
+        )
+    if snr_threshold is not None:
+        keep &= snr >= float(snr_threshold)
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        raise ValueError(
+            f"{mdf.path}: the frequency selection (snr_threshold={snr_threshold}, "
+            f"min_frequency={min_frequency}, max_frequency={max_frequency}, "
+            f"channels={channels}) leaves no rows"
+        )
+    all_frames = np.arange(layout.num_frames)
+    with mdf._f.guard(layout.field):
+        data = layout.read_selection(jj[rows], cc[rows], positions[rows], all_frames, conversion)
+    bins = stored_bins[kk[rows]]
+    tf_done = mdf._f.flag("measurement/isTransferFunctionCorrected")
+    if transfer_function_correction and not tf_done:
+        data /= transfer_function_values(mdf, layout, bins, cc[rows])[:, np.newaxis]
+    # data is (rows, frames); keep background frames apart, then drop them
+    bg = data[:, bg_idx].T if bg_idx.size else None
+    fg = data if bg_idx.size == 0 else data[:, fg_idx]
+    del data
+    if subtract_bg:
+        fg -= bg.mean(axis=0)[:, np.newaxis]
+    if snr is None and bg_idx.size >= 2:
+        bg_mean = bg.mean(axis=0)[:, np.newaxis]
+        snr_rows = snr_from_background((fg if subtract_bg else fg - bg_mean).T, bg)
+    else:
+        snr_rows = None if snr is None else snr[rows]
+    group = "calibration"
+    shape, fov, center, perm = read_grid(mdf._f, group, fg_idx.size)
+    matrix = fg if np.array_equal(perm, np.arange(perm.size)) else fg[:, perm]
+    return SystemMatrix(
+        matrix=matrix,
+        channels=cc[rows],
+        frequency_indices=bins,
+        frequencies=acq.frequencies[bins],
+        periods=jj[rows],
+        grid_shape=shape,
+        fov=fov,
+        center=center,
+        snr=snr_rows,
+        acquisition=acq,
+        background=bg,
+        background_corrected=bool(subtract_bg or bg_already),
+        transfer_function_corrected=bool(transfer_function_correction or tf_done),
+        source=str(mdf.path),
+        metadata={
+            "calibration_method": mdf._f.string("calibration/method", default=None),
+            "mdf_version": mdf.version,
+        },
+    )
+
+
+def estimate_snr(
+    mdf: MDFFile, layout: DataLayout, jj, cc, positions, fg_idx, bg_idx, conversion
+) -> np.ndarray:
+    """Per-row SNR from background frames, reading one (period, channel) at a time."""
+    out = np.empty(jj.size)
+    frames = np.arange(layout.num_frames)
+    keys = np.stack([jj, cc], axis=1)
+    for j, c in np.unique(keys, axis=0):
+        rows = np.flatnonzero((jj == j) & (cc == c))
+        with mdf._f.guard(layout.field):
+            data = layout.read_selection(
+                jj[rows], cc[rows], positions[rows], frames, conversion, max_gap=10**9
+            )
+        bg = data[:, bg_idx].T
+        out[rows] = snr_from_background(data[:, fg_idx].T - bg.mean(axis=0), bg)
+    return out
+
+
+def snr_from_background(signal: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """SNR per row: RMS of the background-corrected signal over the background's RMS deviation."""
+    noise = background - background.mean(axis=0, keepdims=True)
+    nb = background.shape[0]
+    noise_rms = np.sqrt((np.abs(noise) ** 2).sum(axis=0) / max(nb - 1, 1))
+    signal_rms = np.sqrt((np.abs(signal) ** 2).mean(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(noise_rms > 0, signal_rms / noise_rms, np.inf)
+    return snr

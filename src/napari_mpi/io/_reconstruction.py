@@ -1,0 +1,57 @@
+"""Reading a reconstruction: ``reconstruction/data`` (Q x P x S) with its grid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..image import MPIImage
+from ._fields import FieldReader
+from ._grid import read_grid
+from ._h5 import compound_to_complex
+from ._layout import complex_kind
+
+if TYPE_CHECKING:
+    from .mdf_reader import MDFFile
+
+
+def reco_shape(f: FieldReader) -> tuple[int, int, int]:
+    """(frames Q, voxels P, channels S) of ``reconstruction/data``."""
+    ds = f.dataset("reconstruction/data")
+    shape = ds.shape
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1]), 1
+    if len(shape) == 1:
+        return 1, int(shape[0]), 1
+    raise f.error(
+        "reconstruction/data", f"expected Q x P x S (frames x voxels x channels), found {shape}"
+    )
+
+
+def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
+    """A reconstruction as an :class:`MPIImage` (see :meth:`MDFFile.image`)."""
+    if mdf.kind != "reconstruction":
+        raise mdf._f.error(None, f"is a {mdf.kind} file, not a reconstruction")
+    q, p, s = reco_shape(mdf._f)
+    if not 0 <= channel < s:
+        raise ValueError(f"channel: {channel} out of range; {mdf.path} has {s} channel(s)")
+    ds = mdf._f.dataset("reconstruction/data")
+    kind = complex_kind(ds)
+    if kind == "real" and ds.dtype.kind not in "iufb":
+        raise mdf._f.error("reconstruction/data", f"expected numbers, found {ds.dtype}")
+    with mdf._f.guard("reconstruction/data"):
+        raw = np.asarray(ds[()]).reshape(q, p, s)[:, :, channel]
+    if raw.dtype.names is not None:
+        raw = compound_to_complex(raw)
+    if np.iscomplexobj(raw):
+        raw = raw.real
+    shape, fov, center, perm = read_grid(mdf._f, "reconstruction", p)
+    data = raw[:, perm].reshape((q, *shape)).astype(np.float32)
+    meta = {"source": str(mdf.path), "mdf_version": mdf.version, "channel": channel}
+    if mdf._f.has("reconstruction/isOverscanRegion"):
+        mask = mdf._f.array("reconstruction/isOverscanRegion", kind="i", size=p)
+        meta["is_overscan_region"] = mask.reshape(-1)[perm].reshape(shape).astype(bool)
+    return MPIImage(data=data, fov=fov, center=center, metadata=meta)
