@@ -1,0 +1,35 @@
+"""The shipped models and short seeded trainings give the stored results (see
+:mod:`reference_outputs`, whose arrays were written before the training loop was unified)."""
+
+from __future__ import annotations
+
+import numpy as np
+import reference_outputs as ref  # tests/nn is on sys.path (pytest rootdir-less import)
+
+
+def _compare(got: dict, stored, rtol: float, atol_rel: float) -> None:
+    assert sorted(got) == sorted(stored.files)
+    for key in stored.files:
+        want = stored[key]
+        assert got[key].shape == want.shape, key
+        scale = max(float(np.abs(want).max()), 1e-12)
+        np.testing.assert_allclose(got[key], want, rtol=rtol, atol=atol_rel * scale, err_msg=key)
+
+
+def test_shipped_models_give_the_stored_images():
+    stored = np.load(ref.DATA / "shipped_outputs.npz")
+    _compare(ref.compute_shipped(), stored, rtol=1e-5, atol_rel=1e-5)
+
+
+def test_short_trainings_give_the_stored_losses_and_images(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the stored run used one thread (OMP_NUM_THREADS=1)
+    try:
+        got = ref.compute_training(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    stored = np.load(ref.DATA / "training_outputs.npz")
+    # seeded CPU training; a tolerance only for float reduction order across thread counts
+    _compare(got, stored, rtol=1e-4, atol_rel=1e-4)
