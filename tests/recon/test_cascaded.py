@@ -81,7 +81,7 @@ def test_stage_wise_trains_one_module_at_a_time(small_sm, tmp_path, monkeypatch)
     )
     phases = []
     for step in gen:
-        phase = step.info.get("phase")
+        phase = step.info.get("stage")  # the loop's phase is "training", "validating", ...
         if phase and phase not in phases:
             phases.append(phase)
     assert phases == ["module 1", "module 2"] and len(optimisers) == 2

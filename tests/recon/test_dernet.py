@@ -157,7 +157,7 @@ def test_ridge_bands_fit_one_channel_per_snr_band(small_sm):
 
 
 def test_ridge_start_and_fresh_phantoms_in_training(small_sm, tmp_path, monkeypatch):
-    import napari_mpi.recon.learned as learned
+    import napari_mpi.recon.signal_training as learned
 
     draws = []
     original = learned.iter_training_set

@@ -4,20 +4,23 @@ Images are digit-like phantoms on random grids: MNIST-style digits (training spl
 as in the DERnet paper, procedural strokes, two points and two tubes, each normalised to a
 maximum of 1, with Gaussian noise of a standard deviation drawn uniformly from
 ``noise_range`` (a blind denoiser: inside ADMM the error of the iterate is not known in
-advance). MSE loss, Adam; the best checkpoint on a fixed validation set is kept.
+advance). MSE loss, Adam; the best checkpoint on a fixed validation set is kept. Training runs on
+the one loop (:func:`napari_mpi.nn.training.iter_train`, recipe :class:`DenoiserRecipe`): an
+"epoch" there is ``validate_every`` steps.
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
-import time
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..grid import Grid
+from ..nn.training import Recipe, Stage, TrainConfig, iter_train
 from ..progress import Progress
 from ..simulation.phantoms import (
     load_npz_images,
@@ -48,6 +51,137 @@ def _phantom_batch(rng: np.random.Generator, n: int, size: int, digits: np.ndarr
     return out
 
 
+@dataclass
+class DenoiserConfig(TrainConfig):
+    """Hyperparameters of the PP-MPI denoiser's training (see the module docstring).
+
+    Attributes
+    ----------
+    steps : int
+        Optimisation steps (each on a new batch of phantoms and noise).
+    size : int
+        Training image size (px).
+    noise_range : (float, float)
+        Standard deviation of the Gaussian noise, uniform in this range (images have max 1).
+    validate_every : int
+        Steps between validations (and after the last step).
+    architecture : dict or None
+        :class:`~napari_mpi.nn.denoiser.DenoiserRDN` parameters (None: its defaults).
+    """
+
+    epochs: int = field(default=0, metadata={"hidden": True})  # steps and validate_every rule
+    steps: int = field(default=4000, metadata={"help": "optimisation steps"})
+    batch: int = field(default=32, metadata={"help": "samples per step"})
+    size: int = field(default=24, metadata={"help": "training image size (px)"})
+    noise_range: tuple[float, float] = field(
+        default=(0.005, 0.15), metadata={"help": "noise standard deviation, uniform LOW HIGH"}
+    )
+    validate_every: int = field(default=200, metadata={"help": "steps between validations"})
+    architecture: dict | None = field(default=None, metadata={"help": "DenoiserRDN sizes"})
+
+    def check(self) -> None:
+        super().check()
+        if self.steps < 1 or self.batch < 1 or self.size < 8:
+            raise ValueError("steps and batch must be >= 1 and size >= 8")
+
+
+class DenoiserRecipe(Recipe):
+    """The PP-MPI denoiser on the one loop: fresh phantoms and noise every step."""
+
+    method = "ppmpi-denoiser"
+    score_key = "val_mse"
+
+    def __init__(self, config: DenoiserConfig, source: str | Path | None = None) -> None:
+        super().__init__(config)
+        config.check()
+        self.source = source
+
+    def prepare(self) -> Generator[Progress, None, None]:
+        import torch
+
+        from ..nn.denoiser import DenoiserRDN
+
+        c, dev = self.config, self.device
+        self.rngs["data"] = np.random.default_rng(c.seed)
+        self.digits = None
+        if self.source is not None:
+            images = load_npz_images(self.source)
+            if images.ndim != 3:
+                raise ValueError(f"denoiser source {self.source}: needs (n, h, w) images")
+            self.digits = images[split_indices(images.shape[0], "train")]
+        self.modules["model"] = DenoiserRDN(**(c.architecture or {})).to(dev)
+        val_rng = np.random.default_rng(c.seed + 1)
+        yield Progress(0, 1, "validation images")
+        clean = torch.from_numpy(_phantom_batch(val_rng, 64, c.size, self.digits))[:, None]
+        sigma = torch.from_numpy(
+            val_rng.uniform(*c.noise_range, size=(64, 1, 1, 1)).astype(np.float32)
+        )
+        noisy = clean + sigma * torch.randn(
+            clean.shape, generator=torch.Generator().manual_seed(c.seed)
+        )
+        self.val_clean, self.val_noisy = clean.to(dev), noisy.to(dev)
+        yield Progress(1, 1, "validation images")
+
+    def stages(self) -> list[Stage]:
+        return [Stage.steps("training denoiser", self.config.steps, self.config.validate_every)]
+
+    def optimisers(self, stage: Stage) -> dict:
+        import torch
+
+        return {"adam": torch.optim.Adam(self.modules["model"].parameters(), lr=self.config.lr)}
+
+    def step(self, stage: Stage, epoch: int, index: int, optimisers: dict) -> dict:
+        import torch
+
+        c, rng, dev = self.config, self.rngs["data"], self.device
+        clean = torch.from_numpy(_phantom_batch(rng, c.batch, c.size, self.digits))[:, None]
+        sigma = torch.from_numpy(
+            rng.uniform(*c.noise_range, size=(c.batch, 1, 1, 1)).astype(np.float32)
+        )
+        noisy = clean + sigma * torch.from_numpy(
+            rng.standard_normal(clean.shape).astype(np.float32)
+        )
+        clean, noisy = clean.to(dev), noisy.to(dev)
+        loss = torch.mean((self.modules["model"](noisy) - clean) ** 2)
+        opt = optimisers["adam"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.item())}
+
+    def message(self, stage: Stage, epoch: int, total_epochs: int, losses: dict) -> str:
+        return f"training denoiser (loss {losses['loss']:.2e})"
+
+    def validate(self, epoch: int) -> dict:
+        import torch
+
+        val_mse = float(torch.mean((self.modules["model"](self.val_noisy) - self.val_clean) ** 2))
+        noisy_mse = float(torch.mean((self.val_noisy - self.val_clean) ** 2))
+        return {
+            "val_mse": val_mse,
+            "val_mse_noisy_input": noisy_mse,
+            "val_gain_db": float(10 * np.log10(noisy_mse / val_mse)),
+        }
+
+    def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
+        c, model = self.config, self.modules["model"]
+        keys = ("val_mse", "val_mse_noisy_input", "val_gain_db")
+        return {
+            "method": "ppmpi-denoiser",
+            "architecture": {"class": "DenoiserRDN", **model.config},
+            "command": shlex.join(sys.argv) if c.command is None else c.command,
+            "data": {
+                "source": str(self.source) if self.source else "procedural",
+                "image_size": c.size,
+                "noise_range": list(c.noise_range),
+            },
+            "seed": c.seed,
+            "training": {"steps": step, "batch": c.batch, "lr": c.lr},
+            "metrics": {**{k: record[k] for k in keys}, "train_seconds": seconds},
+            "fingerprint": None,
+        }
+
+
 def iter_train_denoiser(
     output: str | Path,
     source: str | Path | None = None,
@@ -60,84 +194,18 @@ def iter_train_denoiser(
     architecture: dict | None = None,
     validate_every: int = 200,
     command: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
 ) -> Generator[Progress, None, dict]:
     """Train the denoiser, yielding progress; returns the saved card.
 
     ``command`` is recorded in the card (default: this process's command line). Cancelling
-    (closing the generator) keeps the best checkpoint saved so far.
+    (closing the generator) keeps the best checkpoint saved so far. The parameters are the
+    fields of :class:`DenoiserConfig`.
     """
-    import torch
-
-    from ..nn.checkpoint import save_checkpoint
-    from ..nn.denoiser import DenoiserRDN
-
-    if steps < 1 or batch < 1 or size < 8:
-        raise ValueError("steps and batch must be >= 1 and size >= 8")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    digits = None
-    if source is not None:
-        images = load_npz_images(source)
-        if images.ndim != 3:
-            raise ValueError(f"denoiser source {source}: needs (n, h, w) images")
-        digits = images[split_indices(images.shape[0], "train")]
-    model = DenoiserRDN(**(architecture or {}))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    val_rng = np.random.default_rng(seed + 1)
-    val_clean = torch.from_numpy(_phantom_batch(val_rng, 64, size, digits))[:, None]
-    val_sigma = torch.from_numpy(
-        val_rng.uniform(*noise_range, size=(64, 1, 1, 1)).astype(np.float32)
-    )
-    val_noisy = val_clean + val_sigma * torch.randn(
-        val_clean.shape, generator=torch.Generator().manual_seed(seed)
-    )
-    best = float("inf")
-    if command is None:
-        command = shlex.join(sys.argv)
-    card: dict = {}
-    t0 = time.perf_counter()
-    yield Progress(0, steps, "training denoiser")
-    for step in range(1, steps + 1):
-        clean = torch.from_numpy(_phantom_batch(rng, batch, size, digits))[:, None]
-        sigma = torch.from_numpy(
-            rng.uniform(*noise_range, size=(batch, 1, 1, 1)).astype(np.float32)
-        )
-        noisy = clean + sigma * torch.from_numpy(
-            rng.standard_normal(clean.shape).astype(np.float32)
-        )
-        loss = torch.mean((model(noisy) - clean) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        info = {"step": step, "loss": float(loss.item())}
-        if step % validate_every == 0 or step == steps:
-            model.eval()
-            with torch.no_grad():
-                val_mse = float(torch.mean((model(val_noisy) - val_clean) ** 2))
-                noisy_mse = float(torch.mean((val_noisy - val_clean) ** 2))
-            model.train()
-            info.update(val_mse=val_mse, val_gain_db=float(10 * np.log10(noisy_mse / val_mse)))
-            if val_mse < best:
-                best = val_mse
-                card = {
-                    "method": "ppmpi-denoiser",
-                    "architecture": {"class": "DenoiserRDN", **model.config},
-                    "command": command,
-                    "data": {
-                        "source": str(source) if source else "procedural",
-                        "image_size": size,
-                        "noise_range": list(noise_range),
-                    },
-                    "seed": seed,
-                    "training": {"steps": step, "batch": batch, "lr": lr},
-                    "metrics": {
-                        "val_mse": val_mse,
-                        "val_mse_noisy_input": noisy_mse,
-                        "val_gain_db": 10 * np.log10(noisy_mse / val_mse),
-                        "train_seconds": time.perf_counter() - t0,
-                    },
-                    "fingerprint": None,
-                }
-                save_checkpoint(output, model.state_dict(), card)
-        yield Progress(step, steps, f"training denoiser (loss {info['loss']:.2e})", info)
-    return card
+    config = DenoiserConfig(
+        steps=steps, batch=batch, size=size, noise_range=tuple(noise_range), lr=lr, seed=seed,
+        architecture=architecture, validate_every=validate_every, command=command,
+        device=device, resume=resume,
+    )  # fmt: skip
+    return (yield from iter_train(DenoiserRecipe(config, source), output))
