@@ -149,9 +149,7 @@ def resolve_device(device: str = "auto"):
     try:
         dev = torch.device(text)
     except RuntimeError:
-        raise ValueError(
-            f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}"
-        ) from None
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: CUDA is not available on this machine")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -429,4 +427,3 @@ def _jsonable(value):
 def _validation_message(stage: Stage, epoch: int, total: int, metrics: dict) -> str:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
     return f"{stage.name}, epoch {epoch}/{total}: {shown}"
-

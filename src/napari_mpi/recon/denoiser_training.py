@@ -19,17 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import load_npz_images, split_indices
 from ..grid import Grid
 from ..nn.training import Recipe, Stage, TrainConfig, iter_train
 from ..progress import Progress
 from ..simulation.phantoms import (
-    load_npz_images,
     place_digit,
     stroke_phantom,
     two_points,
     two_tubes,
 )
-from .training_data import split_indices
 
 
 def _phantom_batch(rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None):

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import SPLITS, load_npz_images, split_indices
 from ..progress import Progress, run
 from ..simulation.noise import complex_noise, noise_std_for_snr, rms
-from ..simulation.phantoms import load_npz_images, place_digit, stroke_phantom
+from ..simulation.phantoms import place_digit, stroke_phantom
 from ..system_matrix import SystemMatrix
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(eq=False)
@@ -77,27 +76,6 @@ def check_snr_range(snr_range: tuple[float, float]) -> tuple[float, float]:
     if not (np.isfinite([lo, hi]).all() and lo <= hi):
         raise ValueError(f"snr_range must be (low, high) in dB, got {tuple(snr_range)}")
     return lo, hi
-
-
-def split_indices(
-    num_images: int,
-    split: str,
-    test_start: int = 9000,
-    val_fraction: float = 0.1,
-) -> np.ndarray:
-    """Source images of a split: [0, test_start) is train + val (val is its last part),
-    [test_start, num_images) is test."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    test_start = min(test_start, num_images)
-    n_val = round(test_start * val_fraction)
-    if split == "train":
-        return np.arange(0, test_start - n_val)
-    if split == "val":
-        return np.arange(test_start - n_val, test_start)
-    return np.arange(test_start, num_images)
 
 
 def iter_training_set(

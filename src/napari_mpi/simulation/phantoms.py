@@ -9,13 +9,13 @@ A phantom can also be named by a SPEC string (see :func:`make_phantom`), as the 
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from ..datasets import load_npz_images
 from ..grid import Grid
 from ..image import MPIImage
 
@@ -233,46 +233,6 @@ def concentration_phantom(
 
 
 # -- images from files ------------------------------------------------------------------------
-def load_npz_images(path: str | Path, key: str | None = None) -> np.ndarray:
-    """Images stored in an ``.npz`` (MNIST-style (n, h, w) or MedMNIST-style (n, d, h, w)).
-
-    ``key`` names the array; by default ``data``, ``test_images``, ``train_images`` or the file's
-    only array. Raises ValueError naming the file for anything unreadable.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"phantom file {path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.keys())
-            if key is None:
-                for candidate in ("data", "test_images", "train_images", "images"):
-                    if candidate in keys:
-                        key = candidate
-                        break
-                else:
-                    if len(keys) != 1:
-                        raise ValueError(
-                            f"phantom file {path}: choose an array with key=..., found {keys}"
-                        )
-                    key = keys[0]
-            if key not in keys:
-                raise ValueError(f"phantom file {path}: no array '{key}', found {keys}")
-            images = np.asarray(npz[key])
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        if str(exc).startswith(f"phantom file {path}"):
-            raise
-        raise ValueError(
-            f"phantom file {path}: not a readable .npz of numeric arrays ({type(exc).__name__})"
-        ) from None
-    if images.ndim not in (3, 4) or images.dtype.kind not in "iufb":
-        raise ValueError(
-            f"phantom file {path}: array '{key}' must be numeric (n, h, w) or (n, d, h, w), "
-            f"got {images.dtype} {images.shape}"
-        )
-    return images
-
-
 def _resize_to(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     from skimage.transform import resize
 
