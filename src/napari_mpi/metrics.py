@@ -73,6 +73,11 @@ def psnr(image, reference) -> float:
 def ssim(image, reference) -> float:
     """Structural similarity (DERnet eq. 14) via scikit-image, data range of the reference.
 
+    scikit-image's definition with its defaults: uniform 7^d window (the largest odd size that
+    fits for small images), sample covariances, K1 = 0.01, K2 = 0.03, data range max - min of
+    the reference. The training loss :func:`napari_mpi.nn.losses.ssim` is the same definition
+    in torch (pinned within 1e-3 by a test), so a loss on SSIM optimises what is reported.
+
     Images with a size-1 axis are compared over their remaining axes; several frames are
     averaged.
     """
