@@ -1,4 +1,9 @@
-"""Building blocks shared by the networks: conv-BN-ReLU, CBAM attention, a small U-Net."""
+"""Building blocks shared by the networks, for 2D and 3D: conv-BN-ReLU, CBAM attention, a U-Net.
+
+Every block takes ``dim`` (2: images (batch, C, H, W); 3: volumes (batch, C, D, H, W)); the
+default 2 builds exactly the layers (and state-dict keys) the shipped 2D models were trained
+with. Enhancement networks use ``dim=3``, e.g. ``UNet(1, 1, (16, 32, 64), dim=3)``.
+"""
 
 from __future__ import annotations
 
@@ -6,60 +11,102 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = ["CBAM", "UNet", "conv", "conv_bn_relu", "norm"]
 
-def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
+
+def _check_dim(dim: int) -> int:
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+    return dim
+
+
+def conv(c_in: int, c_out: int, kernel: int = 3, dim: int = 2, **kwargs) -> nn.Module:
+    """``Conv2d`` or ``Conv3d`` with same padding (odd ``kernel``)."""
+    cls = nn.Conv2d if _check_dim(dim) == 2 else nn.Conv3d
+    return cls(c_in, c_out, kernel, padding=kernel // 2, **kwargs)
+
+
+def norm(channels: int, dim: int = 2) -> nn.Module:
+    """``BatchNorm2d`` or ``BatchNorm3d``."""
+    return (nn.BatchNorm2d if _check_dim(dim) == 2 else nn.BatchNorm3d)(channels)
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, dim: int = 2) -> nn.Sequential:
     """Convolution (same padding), batch normalisation, ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(conv(c_in, c_out, kernel, dim), norm(c_out, dim), nn.ReLU(inplace=True))
 
 
 class CBAM(nn.Module):
     """Convolutional block attention (Woo et al. 2018): channel then spatial attention."""
 
-    def __init__(self, channels: int, reduction: int = 4, kernel: int = 7) -> None:
+    def __init__(self, channels: int, reduction: int = 4, kernel: int = 7, dim: int = 2) -> None:
         super().__init__()
+        self.dim = _check_dim(dim)
         hidden = max(1, channels // reduction)
         self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
+            conv(channels, hidden, 1, dim), nn.ReLU(inplace=True), conv(hidden, channels, 1, dim)
         )
-        self.spatial = nn.Conv2d(2, 1, kernel, padding=kernel // 2)
+        self.spatial = conv(2, 1, kernel, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
-        mx = self.mlp(F.adaptive_max_pool2d(x, 1))
+        axes = tuple(range(2, x.ndim))
+        avg = self.mlp(x.mean(dim=axes, keepdim=True))
+        mx = self.mlp(x.amax(dim=axes, keepdim=True))
         x = x * torch.sigmoid(avg + mx)
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * torch.sigmoid(self.spatial(pooled))
 
 
 class UNet(nn.Module):
-    """A U-Net with ``len(widths) - 1`` poolings; any input size (skips are resized to match)."""
+    """A U-Net with ``len(widths) - 1`` poolings, 2D or 3D; any input size (skips are resized
+    to match).
 
-    def __init__(self, c_in: int, c_out: int, widths: tuple[int, ...]) -> None:
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    widths : tuple of int
+        Channels at each level, finest first.
+    dim : {2, 3}
+        2: (batch, C, H, W) images; 3: (batch, C, D, H, W) volumes.
+    """
+
+    def __init__(self, c_in: int, c_out: int, widths: tuple[int, ...], dim: int = 2) -> None:
         super().__init__()
+        self.dim = _check_dim(dim)
+        if not widths:
+            raise ValueError("UNet: widths needs at least one level")
         self.down = nn.ModuleList()
         prev = c_in
         for w in widths:
-            self.down.append(nn.Sequential(conv_bn_relu(prev, w), conv_bn_relu(w, w)))
+            self.down.append(nn.Sequential(conv_bn_relu(prev, w, dim=dim),
+                                           conv_bn_relu(w, w, dim=dim)))  # fmt: skip
             prev = w
         self.up = nn.ModuleList()
         for w_skip, w_low in zip(widths[-2::-1], widths[:0:-1], strict=True):
             self.up.append(
-                nn.Sequential(conv_bn_relu(w_low + w_skip, w_skip), conv_bn_relu(w_skip, w_skip))
+                nn.Sequential(
+                    conv_bn_relu(w_low + w_skip, w_skip, dim=dim),
+                    conv_bn_relu(w_skip, w_skip, dim=dim),
+                )
             )
-        self.out = nn.Conv2d(widths[0], c_out, 1)
+        self.out = conv(widths[0], c_out, 1, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.dim + 2:
+            raise ValueError(
+                f"UNet(dim={self.dim}): needs (batch, C, {'D, ' if self.dim == 3 else ''}H, W) "
+                f"input, got shape {tuple(x.shape)}"
+            )
+        pool = F.max_pool2d if self.dim == 2 else F.max_pool3d
+        mode = "bilinear" if self.dim == 2 else "trilinear"
         skips = []
         for i, block in enumerate(self.down):
             if i:
-                x = F.max_pool2d(x, 2, ceil_mode=True)
+                x = pool(x, 2, ceil_mode=True)
             x = block(x)
             skips.append(x)
         for block, skip in zip(self.up, skips[-2::-1], strict=True):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=skip.shape[2:], mode=mode, align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return self.out(x)
