@@ -48,7 +48,7 @@ def test_dernet_architecture_flags(tmp_path, capsys):
         assert not out.exists()
     cascaded = ["train", "cascaded", *base[2:]]
     assert main([*cascaded, "--init", "ridge"]) != 0
-    assert "apply to dernet only" in capsys.readouterr().err
+    assert "--init applies to dernet only" in capsys.readouterr().err
     assert main([*base, "--snr-range", "30", "20"]) != 0
     assert "snr_range must be (low, high)" in capsys.readouterr().err and not out.exists()
     args = [*base, "--architecture", "c1=3", "c5=32", "--init", "ridge", "--fresh-phantoms"]

@@ -1,4 +1,10 @@
-"""``napari-mpi train``: train learned methods (PP-MPI's denoiser, DERnet, the cascaded network)."""
+"""``napari-mpi train METHOD``: train a learned method; one subcommand per registered trainable.
+
+The methods, their options, defaults and help come from the trainable registry
+(:mod:`napari_mpi.nn.trainers`) and the methods' config dataclasses, so the CLI and the library
+share one set of defaults. ``napari-mpi train METHOD --help`` shows that method's options
+only; an option of another method gets a clear error naming the methods it applies to.
+"""
 
 from __future__ import annotations
 
@@ -6,234 +12,174 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ._common import ProgressBar, positive_float, positive_int
+from ._common import ProgressBar, finite_float, positive_float, positive_int
 
-TRAINABLE = ("ppmpi", "dernet", "cascaded")
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from ..progress import run
-    from ..recon.denoiser_training import iter_train_denoiser
-
-    if args.method not in TRAINABLE:
-        raise ValueError(f"train: '{args.method}' cannot be trained here; trainable: {TRAINABLE}")
-    out = Path(args.output)
-    holds_model = (out / "model.pt").exists() or (out / "card.json").exists()
-    if holds_model and not args.overwrite:
-        raise FileExistsError(f"{out}: holds a model already; pass --overwrite to replace it")
-    command = "napari-mpi " + shlex.join(args.argv)
-    if args.method in ("dernet", "cascaded"):
-        return _train_signal_model(args, out, command)
-    card = run(
-        iter_train_denoiser(
-            out,
-            args.phantoms,
-            steps=args.steps,
-            batch=args.batch,
-            size=args.size,
-            seed=args.seed,
-            command=command,
-        ),
-        ProgressBar(not args.quiet),
-    )
-    m = card["metrics"]
-    print(
-        f"wrote {out}: PP-MPI denoiser, best validation MSE {m['val_mse']:.3g} "
-        f"({m['val_gain_db']:.1f} dB better than the noisy input) after "
-        f"{card['training']['steps']} steps, {m['train_seconds']:.0f} s"
-    )
-    return 0
+#: options every trainable takes besides its config (inputs, output and display)
+_COMMON = ("output", "overwrite", "quiet")
 
 
-def _architecture(args: argparse.Namespace) -> dict | None:
+def _type(option):
+    low = option.meta.get("min")
+    if option.kind == "int":
+        return positive_int if low == 1 else int
+    if option.kind == "float":
+        return positive_float if option.name == "lr" else finite_float
+    return str
+
+
+def _add_option(parser: argparse.ArgumentParser, option, hidden: bool = False) -> None:
+    """One config field as an argparse option (``hidden``: accepted, not shown)."""
+    text = argparse.SUPPRESS if hidden else option.help
+    if not hidden and option.kind not in ("bool", "keys") and option.default is not None:
+        default = option.default
+        if option.kind == "pair":
+            default = " ".join(f"{v:g}" for v in default)
+        text = f"{text} (default: {default})"
+    dest = option.name
+    kw: dict = {"dest": dest, "help": text, "default": argparse.SUPPRESS}
+    if option.kind == "bool":
+        inverted = option.meta.get("flag") is not None and option.default is True
+        kw["action"] = "store_false" if inverted else "store_true"
+    elif option.kind == "pair":
+        kw.update(type=finite_float, nargs=2, metavar=("LOW", "HIGH"))
+    elif option.kind == "keys":
+        kw.update(nargs="+", metavar="KEY=VALUE")
+    elif option.kind == "choice":
+        kw.update(choices=option.choices)
+    else:
+        kw["type"] = _type(option)
+        if "metavar" in option.meta:
+            kw["metavar"] = option.meta["metavar"]
+    parser.add_argument(option.flag, **kw)
+
+
+def _parse_keys(method: str, option, items: list[str]) -> dict:
     """``--architecture KEY=VALUE ...`` as a dict; ValueError naming a bad entry."""
-    from ..recon.dernet import DERNET_KEYS
-
-    if not args.architecture:
-        return None
+    keys = option.meta.get("keys", {})
     out = {}
-    for item in args.architecture:
+    for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in DERNET_KEYS:
+        if not sep or key not in keys:
             raise ValueError(
-                f"train: --architecture entries are KEY=VALUE with KEY one of "
-                f"{', '.join(DERNET_KEYS)}; got {item!r}"
+                f"train: {option.flag} entries are KEY=VALUE with KEY one of "
+                f"{', '.join(keys)}; got {item!r}"
             )
         try:
-            out[key] = DERNET_KEYS[key](value)
+            out[key] = keys[key](value)
         except ValueError:
             raise ValueError(
-                f"train: --architecture {key} must be {DERNET_KEYS[key].__name__}, got {value!r}"
+                f"train: {option.flag} {key} must be {keys[key].__name__}, got {value!r}"
             ) from None
         if (
             out[key] < 0
             or (key.startswith("c") and out[key] < 1)
             or (key.startswith("dropout") and out[key] >= 1)
         ):
-            raise ValueError(f"train: --architecture {key}={value} is out of range")
+            raise ValueError(f"train: {option.flag} {key}={value} is out of range")
     return out
 
 
-def _train_signal_model(args: argparse.Namespace, out: Path, command: str) -> int:
-    from ..io import read_mdf
-    from ..progress import run
-    from ..recon.cascaded import iter_train_cascaded
-    from ..recon.dernet import iter_train_dernet
+def method_parser(entry) -> argparse.ArgumentParser:
+    """The argument parser of ``napari-mpi train <entry.name>``, from its config."""
+    from ..nn.trainers import options, trainables
 
-    if not args.calibration:
-        raise ValueError(
-            f"train {args.method}: --calibration CAL.mdf is required (a model fits one matrix)"
-        )
-    if args.method != "dernet" and (args.init != "random" or args.init_from or args.architecture):
-        raise ValueError(
-            f"train {args.method}: --init, --init-from and --architecture apply to dernet only"
-        )
-    with read_mdf(args.calibration) as f:
-        sm = f.system_matrix()
-    common = {
-        "snr_threshold": args.snr_threshold,
-        "epochs": args.epochs,
-        "batch": args.batch,
-        "seed": args.seed,
-        "num_train": args.num_train,
-        "num_val": args.num_val,
-        "fresh_noise": not args.fixed_noise,
-        "fresh_phantoms": args.fresh_phantoms,
-        "lr_schedule": args.lr_schedule,
-        "lr": args.lr,
-        "snr_range": tuple(args.snr_range),
-        "command": command,
-    }
-    if args.method == "dernet":
-        work = iter_train_dernet(
-            sm,
-            args.phantoms,
-            out,
-            init=args.init,
-            init_from=args.init_from,
-            architecture=_architecture(args),
-            **common,
-        )
-        name = "DERnet"
-    else:
-        work = iter_train_cascaded(
-            sm,
-            args.phantoms,
-            out,
-            loss=args.loss,
-            strategy=args.strategy,
-            stage1_epochs=args.stage1_epochs,
-            preliminary_weight=args.preliminary_weight,
-            **common,
-        )
-        name = f"cascaded network ({args.strategy}, {args.loss} loss)"
-    card = run(work, ProgressBar(not args.quiet))
-    m = card["metrics"]
-    print(
-        f"wrote {out}: {name} for {card['rows']} rows, best validation PSNR "
-        f"{m['val_psnr_db']:.2f} dB after {card['training']['epochs_done']} epoch(s), "
-        f"{m['train_seconds']:.0f} s"
+    parser = argparse.ArgumentParser(
+        prog=f"napari-mpi train {entry.name}", description=entry.description or entry.title
     )
+    own = options(entry.config)
+    names = {o.name for o in own} | {i.name for i in entry.inputs}
+    for inp in entry.inputs:
+        parser.add_argument(f"--{inp.name}", help=inp.help, default=None)
+    for option in own:
+        if not option.meta.get("hidden_cli"):
+            _add_option(parser, option)
+    seen = set(names)
+    for other in trainables():  # another method's options: accepted, refused with a reason
+        for option in options(other.config):
+            if option.name not in seen:
+                seen.add(option.name)
+                _add_option(parser, option, hidden=True)
+        for inp in other.inputs:
+            if inp.name not in seen:
+                seen.add(inp.name)
+                parser.add_argument(f"--{inp.name}", help=argparse.SUPPRESS,
+                                    default=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("-o", "--output", required=True, help="model folder (model.pt + card.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model in that folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(_own=names)
+    return parser
+
+
+def _foreign(entry, values: dict) -> None:
+    """ValueError when an option of another method was given."""
+    from ..nn.trainers import options, trainables
+
+    own = values.pop("_own")
+    for name in sorted(set(values) - own - set(_COMMON)):
+        users = [
+            t.name
+            for t in trainables()
+            if name in {o.name for o in options(t.config)} | {i.name for i in t.inputs}
+        ]
+        flag = next(
+            (o.flag for t in trainables() for o in options(t.config) if o.name == name),
+            f"--{name.replace('_', '-')}",
+        )
+        raise ValueError(f"train {entry.name}: {flag} applies to {', '.join(users)} only")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..nn.trainers import config_from, get_trainable, options
+    from ..progress import run
+
+    entry = get_trainable(args.method)
+    parsed = method_parser(entry).parse_args(args.options)
+    values = vars(parsed)
+    _foreign(entry, values)
+    out = Path(values.pop("output"))
+    overwrite, quiet = values.pop("overwrite"), values.pop("quiet")
+    inputs = {i.name: values.pop(i.name, None) for i in entry.inputs}
+    by_name = {o.name: o for o in options(entry.config)}
+    for name, value in list(values.items()):
+        if by_name[name].kind == "keys":
+            values[name] = _parse_keys(entry.name, by_name[name], value)
+        elif by_name[name].kind == "pair":
+            values[name] = tuple(value)
+    holds_model = (out / "model.pt").exists() or (out / "card.json").exists()
+    if holds_model and not overwrite and not values.get("resume"):
+        raise FileExistsError(f"{out}: holds a model already; pass --overwrite to replace it")
+    values["command"] = "napari-mpi " + shlex.join(args.argv)
+    config = config_from(entry, values)
+    for inp in entry.inputs:
+        if inp.kind != "mdf":
+            continue
+        if not inp.required:
+            inputs.pop(inp.name, None)  # accepted for older command lines, not used
+        elif inputs.get(inp.name):
+            from ..io import read_mdf
+
+            with read_mdf(inputs[inp.name]) as f:
+                inputs[inp.name] = f.system_matrix()
+    card = run(entry.train(config, out, **inputs), ProgressBar(not quiet))
+    if not card:
+        raise ValueError(f"train {entry.name}: no epoch was validated, nothing was written")
+    summary = entry.summary(card) if entry.summary else entry.title
+    print(f"wrote {out}: {summary}")
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..nn.losses import LOSSES
-    from ..recon.cascaded import STRATEGIES
-    from ..recon.dernet import DERNET_KEYS, INITIALISATIONS
-    from ..recon.learned import LR_SCHEDULES
+    from ..nn.trainers import trainables
 
-    tp = sub.add_parser("train", help="train a learned method (ppmpi: its denoiser)")
-    tp.add_argument("method", help=f"one of {', '.join(TRAINABLE)}")
-    tp.add_argument(
-        "--phantoms",
-        help="MNIST-style .npz of training digits (its training split is used); "
-        "procedural phantoms when omitted",
+    lines = "\n".join(f"  {t.name:<10} {t.description or t.title}" for t in trainables())
+    tp = sub.add_parser(
+        "train",
+        help="train a learned method (ppmpi: its denoiser)",
+        description="Train a learned method. Methods:\n" + lines + "\n\nnapari-mpi train "
+        "METHOD --help lists a method's options and their defaults.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tp.add_argument(
-        "--calibration",
-        help="calibration MDF (dernet, cascaded: required; ppmpi: unused, not tied to one)",
-    )
-    tp.add_argument(
-        "--epochs", type=positive_int, default=15, help="dernet, cascaded: training epochs"
-    )
-    tp.add_argument(
-        "--snr-threshold",
-        type=float,
-        default=10.0,
-        help="dernet, cascaded: rows with calibration SNR >= T",
-    )
-    tp.add_argument("--num-train", type=positive_int, help="dernet, cascaded: pairs (8100)")
-    tp.add_argument("--num-val", type=positive_int, help="dernet, cascaded: validation (900)")
-    tp.add_argument(
-        "--fixed-noise",
-        action="store_true",
-        help="dernet, cascaded: keep each training pair's noise (default: new noise every epoch)",
-    )
-    tp.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default="cosine",
-        help="dernet, cascaded: learning rate constant, or cosine decay to 1/100",
-    )
-    tp.add_argument(
-        "--lr",
-        type=positive_float,
-        default=1e-3,
-        help="dernet, cascaded: Adam's (starting) learning rate (the papers' 1e-3)",
-    )
-    tp.add_argument(
-        "--snr-range",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        default=(20.0, 40.0),
-        help="dernet, cascaded: training SNRs, uniform in LOW-HIGH dB over the model's rows "
-        "(20 40, as the DERnet paper)",
-    )
-    tp.add_argument(
-        "--fresh-phantoms",
-        action="store_true",
-        help="dernet, cascaded: new placements of the training digits every epoch",
-    )
-    tp.add_argument(
-        "--init",
-        choices=INITIALISATIONS,
-        default="random",
-        help="dernet: start the domain transform at random or at the ridge linear reconstruction",
-    )
-    tp.add_argument(
-        "--init-from",
-        metavar="MODEL_DIR",
-        help="dernet: continue training this model (its rows, architecture and weights; "
-        "--architecture may then change only the dropout rates)",
-    )
-    tp.add_argument(
-        "--architecture",
-        nargs="+",
-        metavar="KEY=VALUE",
-        help=f"dernet: override the paper's hyperparameters ({', '.join(DERNET_KEYS)})",
-    )
-    tp.add_argument("--loss", choices=LOSSES, default="l1+ssim", help="cascaded: training loss")
-    tp.add_argument(
-        "--strategy", choices=STRATEGIES, default="end-to-end", help="cascaded: training order"
-    )
-    tp.add_argument(
-        "--stage1-epochs",
-        type=int,
-        help="cascaded, stage-wise: epochs of module 1 alone (half of --epochs)",
-    )
-    tp.add_argument(
-        "--preliminary-weight",
-        type=float,
-        default=0.5,
-        help="cascaded, end-to-end: weight of the loss on the preliminary image",
-    )
-    tp.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps")
-    tp.add_argument("--batch", type=positive_int, default=32, help="samples per step")
-    tp.add_argument("--size", type=positive_int, default=24, help="training image size (px)")
-    tp.add_argument("--seed", type=int, default=0)
-    tp.add_argument("-o", "--output", required=True, help="model folder (model.pt + card.json)")
-    tp.add_argument("--overwrite", action="store_true")
-    tp.add_argument("--quiet", action="store_true")
+    tp.add_argument("method", help=f"one of {', '.join(t.name for t in trainables())}")
+    tp.add_argument("options", nargs=argparse.REMAINDER, help="the method's options")
     tp.set_defaults(func=cmd_train)

@@ -123,7 +123,9 @@ class TrainConfig:
     resume: bool = field(
         default=False, metadata={"help": "continue the run saved in the output folder (last.pt)"}
     )
-    command: str | None = field(default=None, metadata={"help": "recorded in the card"})
+    command: str | None = field(
+        default=None, metadata={"help": "recorded in the card", "hidden": True}
+    )
 
     def check(self) -> None:
         """ValueError naming the first field out of range."""
@@ -386,6 +388,13 @@ def iter_train(
             with torch.no_grad():
                 metrics = recipe.validate(epoch)
             score = float(metrics[recipe.score_key])
+            if not np.isfinite(score):
+                kept = f"the best checkpoint in {out} is kept" if card else "nothing was written"
+                raise ValueError(
+                    f"{recipe.method}: validation {recipe.score_key} is {score} after epoch "
+                    f"{epoch}: training diverged (check the learning rate and the loss "
+                    f"weights); {kept}"
+                )
             record = {"epoch": epoch, "stage": stage.name, **metrics}
             history.append(record)
             improved = score < best

@@ -21,15 +21,18 @@ import numpy as np
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
 from .direct import reconstruction_matrix
-from .learned import (
-    Phase,
-    iter_infer_signal_model,
-    iter_train_signal_model,
-    load_signal_model,
-)
+from .learned import iter_infer_signal_model, load_signal_model
 from .registry import Method, Param, register
+from .training_config import STRATEGIES, CascadedConfig
 
-STRATEGIES = ("end-to-end", "stage-wise")
+__all__ = [
+    "STRATEGIES",
+    "CascadedConfig",
+    "default_cascaded_path",
+    "iter_cascaded",
+    "iter_train_cascaded",
+    "load_cascaded",
+]
 
 
 def default_cascaded_path() -> Path:
@@ -80,8 +83,13 @@ def iter_train_cascaded(
     snr_range: tuple[float, float] = (20.0, 40.0),
     architecture: dict | None = None,
     command: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
 ) -> Generator[Progress, None, dict]:
     """Train the cascaded network for ``system_matrix`` (see the module docstring).
+
+    The parameters and their defaults are the fields of :class:`~napari_mpi.recon.
+    training_config.CascadedConfig`; training runs on :func:`napari_mpi.nn.training.iter_train`.
 
     Parameters
     ----------
@@ -104,11 +112,16 @@ def iter_train_cascaded(
 
     from ..nn.cascaded import CascadedNet
     from ..nn.losses import make_loss
+    from .signal_training import Phase, iter_train_signal_model
 
     if strategy not in STRATEGIES:
         raise ValueError(f"cascaded: strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-    if preliminary_weight < 0:
-        raise ValueError(f"cascaded: preliminary_weight must be >= 0, got {preliminary_weight}")
+    if not (np.isfinite(preliminary_weight) and preliminary_weight >= 0):
+        raise ValueError(
+            f"cascaded: preliminary_weight must be a finite number >= 0, got {preliminary_weight}"
+        )
+    if not (np.isfinite(ssim_weight) and 0 <= ssim_weight <= 1):
+        raise ValueError(f"cascaded: ssim_weight must be in [0, 1], got {ssim_weight}")
     fn = make_loss(loss, ssim_weight)
 
     def build(sm: SystemMatrix, scale: float):
@@ -160,6 +173,8 @@ def iter_train_cascaded(
             lr_schedule=lr_schedule,
             snr_range=snr_range,
             command=command,
+            device=device,
+            resume=resume,
             card_extra={
                 "loss": loss,
                 "strategy": strategy,

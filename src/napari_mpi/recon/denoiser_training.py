@@ -14,14 +14,13 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..datasets import load_npz_images, split_indices
 from ..grid import Grid
-from ..nn.training import Recipe, Stage, TrainConfig, iter_train
+from ..nn.training import Recipe, Stage, iter_train
 from ..progress import Progress
 from ..simulation.phantoms import (
     place_digit,
@@ -29,6 +28,7 @@ from ..simulation.phantoms import (
     two_points,
     two_tubes,
 )
+from .training_config import DenoiserConfig
 
 
 def _phantom_batch(rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None):
@@ -48,40 +48,6 @@ def _phantom_batch(rng: np.random.Generator, n: int, size: int, digits: np.ndarr
                 grid, rng.uniform(0.05, 0.3) * 0.02, rng.uniform(0.04, 0.1) * 0.02
             ).data[0, 0]
     return out
-
-
-@dataclass
-class DenoiserConfig(TrainConfig):
-    """Hyperparameters of the PP-MPI denoiser's training (see the module docstring).
-
-    Attributes
-    ----------
-    steps : int
-        Optimisation steps (each on a new batch of phantoms and noise).
-    size : int
-        Training image size (px).
-    noise_range : (float, float)
-        Standard deviation of the Gaussian noise, uniform in this range (images have max 1).
-    validate_every : int
-        Steps between validations (and after the last step).
-    architecture : dict or None
-        :class:`~napari_mpi.nn.denoiser.DenoiserRDN` parameters (None: its defaults).
-    """
-
-    epochs: int = field(default=0, metadata={"hidden": True})  # steps and validate_every rule
-    steps: int = field(default=4000, metadata={"help": "optimisation steps"})
-    batch: int = field(default=32, metadata={"help": "samples per step"})
-    size: int = field(default=24, metadata={"help": "training image size (px)"})
-    noise_range: tuple[float, float] = field(
-        default=(0.005, 0.15), metadata={"help": "noise standard deviation, uniform LOW HIGH"}
-    )
-    validate_every: int = field(default=200, metadata={"help": "steps between validations"})
-    architecture: dict | None = field(default=None, metadata={"help": "DenoiserRDN sizes"})
-
-    def check(self) -> None:
-        super().check()
-        if self.steps < 1 or self.batch < 1 or self.size < 8:
-            raise ValueError("steps and batch must be >= 1 and size >= 8")
 
 
 class DenoiserRecipe(Recipe):

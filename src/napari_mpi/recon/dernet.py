@@ -15,13 +15,21 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .learned import (
-    Phase,
-    iter_infer_signal_model,
-    iter_train_signal_model,
-    load_signal_model,
-)
+from .learned import iter_infer_signal_model, load_signal_model
 from .registry import Method, Param, register
+from .training_config import DERNET_KEYS, DERNET_SIZE_KEYS, INITIALISATIONS, DERnetConfig
+
+__all__ = [
+    "DERNET_KEYS",
+    "DERNET_SIZE_KEYS",
+    "INITIALISATIONS",
+    "DERnetConfig",
+    "default_dernet_path",
+    "iter_dernet",
+    "iter_train_dernet",
+    "load_dernet",
+    "ridge_initialise",
+]
 
 
 def default_dernet_path() -> Path:
@@ -34,11 +42,6 @@ def load_dernet(sm: SystemMatrix, path: str | Path | None = None):
     from ..nn.dernet import DERnet
 
     return load_signal_model(sm, path, "dernet", DERnet, default_dernet_path())
-
-
-#: how a new DERnet's weights start: PyTorch's defaults, or the domain transform at ridge
-#: regressions of the training pairs (one, or one per SNR band; see :func:`ridge_initialise`)
-INITIALISATIONS = ("random", "ridge", "ridge-bands")
 
 
 def _ridge_fit(x, y, xv, yv, scale: float, relative_lambdas) -> tuple[float, float, np.ndarray]:
@@ -165,8 +168,15 @@ def iter_train_dernet(
     init_from: str | Path | None = None,
     architecture: dict | None = None,
     command: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
 ) -> Generator[Progress, None, dict]:
     """Train DERnet for ``system_matrix``; yields progress, keeps the best validation model.
+
+    The parameters and their defaults are the fields of :class:`~napari_mpi.recon.
+    training_config.DERnetConfig` (``device``: "auto", "cpu", "cuda", ...; ``resume``:
+    continue the run saved in ``output``); training runs on :func:`napari_mpi.nn.training.
+    iter_train`.
 
     Rows: those with calibration SNR >= ``snr_threshold`` (all when None). Data: pairs from
     :mod:`napari_mpi.recon.training_data` (digits of the training / validation splits, SNR
@@ -183,6 +193,7 @@ def iter_train_dernet(
     """
     from ..nn.dernet import DERnet
     from ..nn.losses import make_loss
+    from .signal_training import Phase, iter_train_signal_model
 
     if init not in INITIALISATIONS:
         raise ValueError(f"dernet: init must be one of {INITIALISATIONS}, got {init!r}")
@@ -236,18 +247,11 @@ def iter_train_dernet(
             initialise=None if init_from is not None else _initialiser(init, snr_range),
             init_from=init_from,
             command=command,
+            device=device,
+            resume=resume,
             card_extra={"loss": "mse", "init": "from" if init_from is not None else init},
         )
     )
-
-
-#: DERnet's architecture parameters besides the grid, the rows and the output scale, and
-#: their types
-DERNET_KEYS = {
-    "c1": int, "c2": int, "c3": int, "c4": int, "c5": int, "dropout0": float, "dropout1": float,
-}  # fmt: skip
-#: the keys of :data:`DERNET_KEYS` that set layer sizes (the weights' shapes): the integer ones
-DERNET_SIZE_KEYS = tuple(k for k, kind in DERNET_KEYS.items() if kind is int)
 
 
 def _initialiser(init: str, snr_range: tuple[float, float]):

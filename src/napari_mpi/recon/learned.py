@@ -113,17 +113,14 @@ def iter_infer_signal_model(
     return np.maximum(images, 0.0)
 
 
-# the training of these networks lives on the one loop (napari_mpi.nn.training); its names are
-# kept here for scripts that import them from this module
-from .signal_training import LR_SCHEDULES, Phase, iter_train_signal_model  # noqa: E402
+#: names of :mod:`.signal_training` kept importable from here (loaded on first use, so that
+#: reconstruction does not import the training data and the simulator)
+_TRAINING_NAMES = ("LR_SCHEDULES", "Phase", "iter_train_signal_model")
 
-__all__ = [
-    "LR_SCHEDULES",
-    "Phase",
-    "iter_infer_signal_model",
-    "iter_train_signal_model",
-    "load_signal_model",
-    "model_rows",
-    "normalise_signal",
-    "row_keys",
-]
+
+def __getattr__(name: str):
+    if name in _TRAINING_NAMES:
+        from . import signal_training
+
+        return getattr(signal_training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,74 +13,21 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..nn.training import LR_SCHEDULES, Recipe, Stage, TrainConfig, cosine_schedule, iter_train
+from ..nn.training import LR_SCHEDULES, Recipe, Stage, cosine_schedule, iter_train
 from ..progress import Progress, run
 from ..system_matrix import SystemMatrix
 from .learned import model_rows, normalise_signal, row_keys
 from .selection import select_frequencies
-from .training_data import check_snr_range, iter_training_set
+from .training_config import SignalConfig
+from .training_data import iter_training_set
 
 __all__ = ["LR_SCHEDULES", "Phase", "SignalConfig", "SignalRecipe", "iter_train_signal_model"]
-
-
-@dataclass
-class SignalConfig(TrainConfig):
-    """Hyperparameters of a signal-to-image network's training (DERnet and cascaded share
-    them; each method's config subclasses this with its own defaults).
-
-    Attributes
-    ----------
-    snr_threshold : float or None
-        Rows: those with calibration SNR >= this (all when None or 0).
-    num_train, num_val : int
-        Training and validation pairs.
-    fresh_noise : bool
-        New noise (and SNRs) on the training pairs every epoch; validation pairs keep theirs.
-    fresh_phantoms : bool
-        A new draw of training pairs every epoch (new placements of the same digits).
-    lr_schedule : {"cosine", "constant"}
-        Cosine decay from ``lr`` to lr / 100 over each phase, or constant.
-    snr_range : (float, float)
-        Training SNRs (dB, over the model's rows), uniform in this range.
-    """
-
-    epochs: int = field(default=15, metadata={"help": "training epochs"})
-    snr_threshold: float | None = field(
-        default=10.0, metadata={"help": "rows with calibration SNR >= T (0: all rows)"}
-    )
-    num_train: int = field(default=8100, metadata={"help": "training pairs"})
-    num_val: int = field(default=900, metadata={"help": "validation pairs"})
-    fresh_noise: bool = field(
-        default=True, metadata={"help": "new noise on the training pairs every epoch"}
-    )
-    fresh_phantoms: bool = field(
-        default=False, metadata={"help": "new placements of the training digits every epoch"}
-    )
-    lr_schedule: str = field(
-        default="cosine",
-        metadata={"help": "learning rate constant, or cosine decay to 1/100",
-                  "choices": LR_SCHEDULES},
-    )  # fmt: skip
-    snr_range: tuple[float, float] = field(
-        default=(20.0, 40.0),
-        metadata={"help": "training SNRs, uniform in LOW HIGH dB over the model's rows "
-                  "(20 40, as the DERnet paper)"},
-    )  # fmt: skip
-
-    def check(self) -> None:
-        super().check()
-        self.snr_range = check_snr_range(self.snr_range)
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        for name in ("num_train", "num_val"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ..progress import Progress, run
 from ..simulation.noise import complex_noise, noise_std_for_snr, rms
 from ..simulation.phantoms import place_digit, stroke_phantom
 from ..system_matrix import SystemMatrix
+from .training_config import check_snr_range
 
 
 @dataclass(eq=False)
@@ -68,14 +69,6 @@ class TrainingSet:
         )
         noise *= std.astype(np.float32)[:, None]
         return (self.clean + noise).astype(np.complex64)
-
-
-def check_snr_range(snr_range: tuple[float, float]) -> tuple[float, float]:
-    """``snr_range`` as (low, high) floats in dB; ValueError unless finite with low <= high."""
-    lo, hi = (float(v) for v in snr_range)
-    if not (np.isfinite([lo, hi]).all() and lo <= hi):
-        raise ValueError(f"snr_range must be (low, high) in dB, got {tuple(snr_range)}")
-    return lo, hi
 
 
 def iter_training_set(
