@@ -1,6 +1,6 @@
-"""The Training dock widget: train a learned method for a calibration in a thread worker, with
-a live plot of the training loss and the validation score, and a cancel button that keeps the
-best checkpoint written so far."""
+"""The Training dock widget: train a registered learned method in a thread worker, with a live
+plot of the training loss and the validation score, each phase's own progress, and a cancel
+button that keeps the checkpoints written so far (and says which)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
+    Label,
     SpinBox,
 )
 
 from ..io import read_mdf
 from ..nn.checkpoint import CARD, WEIGHTS, read_card
-from ..recon.training_data import check_snr_range
+from ..recon.training_config import check_snr_range
 from . import _workers
 from ._plot import dock_canvas
 
@@ -27,20 +28,56 @@ if TYPE_CHECKING:
     import napari
 
 _FILE = "(file)"
-TRAINABLE = ("dernet", "cascaded", "ppmpi")
 #: Seconds between two redraws of the loss plot (every point is kept; only drawing waits).
 REDRAW_INTERVAL = 0.5
+#: choices offered for a config's ``device``
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def trainable_names() -> list[str]:
+    """The methods offered, from the trainable registry (reconstruction first)."""
+    from ..nn.trainers import trainables
+
+    return [t.name for t in trainables()]
+
+
+def _option_widgets(option) -> list:
+    """magicgui widgets for one config option (two for a (low, high) pair)."""
+    meta, label = option.meta, option.label
+    if option.kind == "bool":
+        return [CheckBox(label=label, value=bool(option.default))]
+    if option.kind == "choice":
+        return [ComboBox(label=label, choices=list(option.choices), value=option.default)]
+    if option.kind == "path":
+        return [FileEdit(label=label, mode="d")]
+    if option.kind == "int":
+        low = meta.get("min", 0)
+        return [SpinBox(label=label, value=option.default or low, min=low, max=10**8)]
+    if option.kind == "float":
+        extra = {k: meta[k] for k in ("step",) if k in meta}
+        return [FloatSpinBox(label=label, value=option.default or 0.0, min=meta.get("min", -1e9),
+                             max=meta.get("max", 1e9), **extra)]  # fmt: skip
+    if option.kind == "pair":
+        labels = meta.get("labels", (f"{label} from", f"{label} to"))
+        return [FloatSpinBox(label=text, value=v, min=-1e6, max=1e6)
+                for text, v in zip(labels, option.default, strict=True)]  # fmt: skip
+    if option.name == "device":
+        return [ComboBox(label=label, choices=list(DEVICES), value=option.default)]
+    return []  # dict-valued options have their own controls (e.g. DERnet's dropout)
 
 
 class TrainingWidget(_workers.WorkerWidgetMixin, Container):
-    """Train DERnet, the cascaded network or PP-MPI's denoiser; plot losses live.
+    """Train any registered trainable method; plot losses live.
 
-    Calibration (a layer from the reader or the simulator, or a file) is needed by the
-    signal-to-image networks, which are tied to one system matrix; the PP-MPI denoiser is not.
-    Phantoms: an MNIST-style ``.npz`` (its training and validation splits) or, left empty, the
-    procedural digit-like phantoms. The options follow ``napari-mpi train``: training SNR range
-    (dB), new phantom placements every epoch, learning rate; for DERnet its start (random or
-    ridge), its dropout rate (both dropouts; the paper's 0.05) and a model to continue.
+    The methods and their fields come from the trainable registry
+    (:mod:`napari_mpi.nn.trainers`) and the methods' config dataclasses: a field is shown for
+    the methods that have it, and a field still at the previous method's default follows the
+    new method's default. Calibration (a layer from the reader or the simulator, or a file) is
+    needed by the signal-to-image networks, which are tied to one system matrix; the PP-MPI
+    denoiser is not. Phantoms: an MNIST-style ``.npz`` (its training and validation splits)
+    or, left empty, the procedural digit-like phantoms. DERnet's dropout (both dropouts; the
+    paper's 0.05) is its own field. Each phase of a run (making samples, training, validating)
+    is shown with its own progress; Cancel keeps what was written and says what that is.
     """
 
     task_title = "training"
@@ -48,75 +85,119 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
-        from ..nn.losses import LOSSES
-        from ..recon.cascaded import STRATEGIES
-        from ..recon.dernet import INITIALISATIONS
+        from ..nn.trainers import get_trainable, options, trainables
 
-        self.method = ComboBox(label="method", choices=list(TRAINABLE), value="dernet")
+        names = trainable_names()
+        self._entries = {n: get_trainable(n) for n in names}
+        self._own = {n: {o.name for o in options(e.config)} for n, e in self._entries.items()}
+        self.method = ComboBox(label="method", choices=names, value=names[0])
         self.calibration = ComboBox(label="calibration", choices=self._calibrations)
         self.calibration_file = FileEdit(label="calibration file", filter="*.mdf *.h5 *.hdf5")
         self.phantoms = FileEdit(label="phantoms (.npz, empty: procedural)", filter="*.npz")
-        self.snr_threshold = FloatSpinBox(label="rows: calibration SNR >=", value=10.0, min=0.0,
-                                          max=1e9)  # fmt: skip
-        self.epochs = SpinBox(label="epochs", value=15, min=1, max=10000)
-        self.num_train = SpinBox(label="training pairs", value=8100, min=1, max=10**7)
-        self.num_val = SpinBox(label="validation pairs", value=900, min=1, max=10**7)
-        self.steps = SpinBox(label="steps", value=4000, min=1, max=10**8)
-        self.batch = SpinBox(label="batch", value=64, min=1, max=4096)
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="l1+ssim")
-        self.strategy = ComboBox(label="strategy", choices=list(STRATEGIES), value="end-to-end")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-6)
-        self.snr_low = FloatSpinBox(
-            label="training SNR from (dB)", value=20.0, min=-50.0, max=200.0
-        )
-        self.snr_high = FloatSpinBox(label="training SNR to (dB)", value=40.0, min=-50.0, max=200.0)
-        self.fresh_phantoms = CheckBox(label="new phantom placements every epoch", value=False)
-        self.init = ComboBox(label="DERnet start", choices=list(INITIALISATIONS), value="random")
+        #: option name -> (Option of the first method that has it, its widgets)
+        self.fields: dict[str, tuple] = {}
+        generated = []
+        for entry in trainables():
+            for option in options(entry.config):
+                if option.name in self.fields or option.meta.get("hidden_widget"):
+                    continue
+                widgets = _option_widgets(option)
+                if not widgets:
+                    continue
+                names_ = option.meta.get("widget_names") or (
+                    [option.name] if len(widgets) == 1 else
+                    [f"{option.name}_low", f"{option.name}_high"]
+                )  # fmt: skip
+                for attr, w in zip(names_, widgets, strict=True):
+                    setattr(self, attr, w)
+                self.fields[option.name] = (option, widgets)
+                generated.extend(widgets)
         self.dropout = FloatSpinBox(
             label="DERnet dropout", value=0.05, min=0.0, max=0.95, step=0.01
         )
-        self.init_from = FileEdit(label="continue model (empty: new)", mode="d")
         self.output = FileEdit(label="model folder", mode="d")
         self.overwrite = CheckBox(label="replace a model in that folder", value=False)
-        self.extend(
-            [
-                self.method, self.calibration, self.calibration_file, self.phantoms,
-                self.snr_threshold, self.epochs, self.num_train, self.num_val, self.steps,
-                self.batch, self.loss, self.strategy, self.seed, self.lr, self.snr_low,
-                self.snr_high, self.fresh_phantoms, self.init, self.dropout, self.init_from,
-                self.output, self.overwrite,
-                *self._run_controls("Train"),
-            ]
-        )  # fmt: skip
+        self.phase = Label(label="phase", value="")
+        self.extend([self.method, self.calibration, self.calibration_file, self.phantoms,
+                     *generated, self.dropout, self.output, self.overwrite,
+                     *self._run_controls("Train"), self.phase])  # fmt: skip
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key = ""
         self.card: dict | None = None
         self._canvas = None
         self._last_draw = 0.0
-        self.method.changed.connect(self._toggle)
+        self._written: dict | None = None
+        self._previous = self.method.value
+        self.method.changed.connect(self._method_changed)
         self.calibration.changed.connect(self._toggle)
-        self.init_from.changed.connect(self._follow_start_model)
+        if hasattr(self, "init_from"):
+            self.init_from.changed.connect(self._follow_start_model)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _: self.reset_choices())
         self._init_run_state()
-        self._toggle()
+        self._method_changed()
 
     # -- inputs -------------------------------------------------------------------------------
     def _calibrations(self, _widget=None) -> list:
         layers = [la for la in self.viewer.layers if "system_matrix" in la.metadata]
         return [*[(la.name, la) for la in layers], (_FILE, _FILE)]
 
+    def _needs_calibration(self) -> bool:
+        entry = self._entries[self.method.value]
+        return any(i.kind == "mdf" and i.required for i in entry.inputs)
+
+    def _method_changed(self, _=None) -> None:
+        """Show the new method's fields; those still at the old method's default take the
+        new one's (e.g. epochs 15 for DERnet, 20 for the cascaded network)."""
+        from ..nn.trainers import options
+
+        old = {o.name: o.default for o in options(self._entries[self._previous].config)}
+        for option in options(self._entries[self.method.value].config):
+            if option.name not in self.fields or option.name not in old:
+                continue
+            widgets = self.fields[option.name][1]
+            before, after = old[option.name], option.default
+            if option.kind == "pair" or before is None or after is None:
+                continue
+            if widgets[0].value == before and before != after:
+                widgets[0].value = after
+        self._previous = self.method.value
+        self._toggle()
+
     def _toggle(self, _=None) -> None:
-        signal_model = self.method.value != "ppmpi"
-        for w in (self.calibration, self.snr_threshold, self.epochs, self.num_train,
-                  self.num_val, self.snr_low, self.snr_high, self.fresh_phantoms):  # fmt: skip
-            w.visible = signal_model
-        self.calibration_file.visible = signal_model and self.calibration.value == _FILE
-        self.steps.visible = not signal_model
-        self.loss.visible = self.strategy.visible = self.method.value == "cascaded"
-        for w in (self.init, self.dropout, self.init_from):
-            w.visible = self.method.value == "dernet"
+        method = self.method.value
+        own = self._own[method]
+        for name, (_, widgets) in self.fields.items():
+            for w in widgets:
+                w.visible = name in own
+        calibration = self._needs_calibration()
+        self.calibration.visible = calibration
+        self.calibration_file.visible = calibration and self.calibration.value == _FILE
+        self.dropout.visible = "architecture" in own and method == "dernet"
+
+    def _values(self) -> dict:
+        """The current method's config values from the fields."""
+        from ..nn.trainers import options
+
+        values = {}
+        for option in options(self._entries[self.method.value].config):
+            if option.name not in self.fields:
+                continue
+            widgets = self.fields[option.name][1]
+            if option.kind == "pair":
+                values[option.name] = tuple(w.value for w in widgets)
+            elif option.kind == "path":
+                values[option.name] = self._init_from() if option.name == "init_from" else None
+            else:
+                values[option.name] = widgets[0].value
+        if "snr_threshold" in values:
+            values["snr_threshold"] = values["snr_threshold"] or None  # 0: every row
+        if "snr_range" in values:
+            values["snr_range"] = self._snr_range()
+        if self.method.value == "dernet":
+            values["architecture"] = {"dropout0": self.dropout.value,
+                                      "dropout1": self.dropout.value}  # fmt: skip
+        return values
 
     def _system_matrix(self):
         cal = self.calibration.value
@@ -136,7 +217,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             raise ValueError(f"phantoms: {text} is not a file (leave empty for procedural)")
         return text
 
-    def _output(self) -> Path:
+    def _output(self, resume: bool = False) -> Path:
         text = str(self.output.value).strip()
         if text in ("", "."):
             raise ValueError("model folder: choose a folder to write model.pt and card.json to")
@@ -144,7 +225,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         if out.exists() and not out.is_dir():
             raise ValueError(f"model folder: {out} is a file, not a folder")
         holds = (out / WEIGHTS).exists() or (out / CARD).exists()
-        if holds and not self.overwrite.value:
+        if holds and not self.overwrite.value and not resume:
             raise ValueError(f"model folder: {out} holds a model; tick 'replace' to overwrite it")
         return out
 
@@ -179,44 +260,51 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
 
     def work(self):
         """The training generator for the current settings (ValueError on bad input)."""
+        from ..nn.trainers import config_from
+
         method = self.method.value
+        entry = self._entries[method]
         source = self._phantom_source()
-        out = self._output()
-        command = f"napari-mpi Training widget: {method} -> {out}"
-        if method == "ppmpi":
-            from ..recon.denoiser_training import iter_train_denoiser
+        values = self._values()
+        out = self._output(resume=bool(values.get("resume")))
+        values["command"] = f"napari-mpi Training widget: {method} -> {out}"
+        config = config_from(entry, values)
+        inputs = {"phantoms": source}
+        if self._needs_calibration():
+            inputs["calibration"] = self._system_matrix()
+        return lambda: entry.train(config, out, **inputs)
 
-            options = {"steps": self.steps.value, "batch": self.batch.value,
-                       "seed": self.seed.value, "lr": self.lr.value}  # fmt: skip
-            return lambda: iter_train_denoiser(out, source, command=command, **options)
-        sm = self._system_matrix()
-        common = {
-            "snr_threshold": self.snr_threshold.value or None,
-            "epochs": self.epochs.value,
-            "batch": self.batch.value,
-            "seed": self.seed.value,
-            "num_train": self.num_train.value,
-            "num_val": self.num_val.value,
-            "lr": self.lr.value,
-            "snr_range": self._snr_range(),
-            "fresh_phantoms": self.fresh_phantoms.value,
-            "command": command,
-        }
-        if method == "dernet":
-            from ..recon.dernet import iter_train_dernet
+    # -- running -------------------------------------------------------------------------------
+    def _done(self, card: dict) -> None:
+        self.card = card
+        self._draw()
+        metrics = card.get("metrics", {}) if card else {}
+        best = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("val_"))
+        self.status.value = f"done: best checkpoint in {self.output.value} ({best})"
+        self.phase.value = "done"
 
-            dernet = {
-                "init": self.init.value,
-                "init_from": self._init_from(),
-                "architecture": {"dropout0": self.dropout.value, "dropout1": self.dropout.value},
-            }
-            return lambda: iter_train_dernet(sm, source, out, **common, **dernet)
-        from ..recon.cascaded import iter_train_cascaded
+    def _on_progress(self, step) -> None:
+        super()._on_progress(step)
+        info = step.info
+        phase = info.get("phase", "")
+        if phase == "training" or (phase == "validating" and "epoch" in info):
+            self.phase.value = f"{phase} (epoch {info.get('epoch')}, step {info.get('step')})"
+        else:
+            self.phase.value = f"{phase} ({step.message})" if phase else step.message
+        if "loss" in info and phase != "validating":
+            self.history["step"].append(info.get("step", step.done))
+            self.history["loss"].append(info["loss"])
+        key = "val_psnr_db" if "val_psnr_db" in info else "val_gain_db"
+        if key in info:
+            self.val_key = key
+            self.history["val_step"].append(info.get("step", step.done))
+            self.history["val"].append(info[key])
+            if info.get("best"):
+                self._written = {"epoch": info.get("epoch"), key: info[key]}
+            self._draw()
+        elif time.monotonic() - self._last_draw > REDRAW_INTERVAL:
+            self._draw()
 
-        loss, strategy = self.loss.value, self.strategy.value
-        return lambda: iter_train_cascaded(sm, source, out, loss=loss, strategy=strategy, **common)
-
-    # -- running ------------------------------------------------------------------------------
     def start(self) -> None:
         """Check the inputs, then train in a worker."""
         if self.state == "running":
@@ -227,35 +315,26 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             self.fail(exc)
             return
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
-        self.val_key, self.card = "", None
+        self.val_key, self.card, self._written = "", None, None
         self.launch(work, self._done)
-
-    def _done(self, card: dict) -> None:
-        self.card = card
-        self._draw()
-        metrics = card.get("metrics", {}) if card else {}
-        best = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("val_"))
-        self.status.value = f"done: best checkpoint in {self.output.value} ({best})"
-
-    def _on_progress(self, step) -> None:
-        super()._on_progress(step)
-        info = step.info
-        if "loss" in info:
-            self.history["step"].append(info.get("step", step.done))
-            self.history["loss"].append(info["loss"])
-        key = "val_psnr_db" if "val_psnr_db" in info else "val_gain_db"
-        if key in info:
-            self.val_key = key
-            self.history["val_step"].append(info.get("step", step.done))
-            self.history["val"].append(info[key])
-            self._draw()
-        elif time.monotonic() - self._last_draw > REDRAW_INTERVAL:
-            self._draw()
 
     def _on_finished(self) -> None:
         super()._on_finished()
         if self.state == "cancelled":
-            self.status.value = "cancelled: the best checkpoint written so far is kept"
+            self.status.value = self.cancel_message()
+            self.phase.value = "cancelled"
+
+    def cancel_message(self) -> str:
+        """What a cancelled run kept, truthfully."""
+        if self._written is None:
+            return "cancelled: nothing written yet (no epoch had finished)"
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in self._written.items())  # fmt: skip
+        return (
+            f"cancelled: the best checkpoint written so far is kept in {self.output.value} "
+            f"({shown}), and the last epoch's state in last.pt (to continue: tick "
+            "'resume the run in the model folder')"
+        )
 
     def _draw(self) -> None:
         self._last_draw = time.monotonic()

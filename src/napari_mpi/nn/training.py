@@ -113,16 +113,22 @@ class TrainConfig:
         Recorded in the card (None: this process's command line).
     """
 
-    epochs: int = field(default=20, metadata={"help": "training epochs"})
-    batch: int = field(default=64, metadata={"help": "samples per optimisation step"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam's (starting) learning rate"})
+    epochs: int = field(default=20, metadata={"help": "training epochs", "min": 1})
+    batch: int = field(default=64, metadata={"help": "samples per optimisation step", "min": 1})
+    lr: float = field(
+        default=1e-3,
+        metadata={"help": "Adam's (starting) learning rate (the papers' 1e-3)",
+                  "label": "learning rate", "min": 1e-6, "max": 1.0, "step": 1e-6},
+    )  # fmt: skip
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same model)"})
     device: str = field(
         default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda, cuda:N or mps"}
     )
     resume: bool = field(
-        default=False, metadata={"help": "continue the run saved in the output folder (last.pt)"}
-    )
+        default=False,
+        metadata={"help": "continue the run saved in the output folder (last.pt)",
+                  "label": "resume the run in the model folder"},
+    )  # fmt: skip
     command: str | None = field(
         default=None, metadata={"help": "recorded in the card", "hidden": True}
     )
