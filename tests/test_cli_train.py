@@ -69,3 +69,67 @@ def test_dernet_architecture_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*cont[:-1], "--lr", "0", "--quiet"])
     assert "--lr: expected a positive number" in capsys.readouterr().err
+
+
+def test_per_method_help_and_library_defaults(capsys):
+    """Options, defaults and help are generated from the methods' configs (one set of
+    defaults: --batch 64 for the networks, 32 for the denoiser; cascaded 20 epochs)."""
+    import dataclasses
+
+    from napari_mpi.cli.train import method_parser
+    from napari_mpi.nn.losses import LOSSES
+    from napari_mpi.nn.trainers import get_trainable, options, trainables
+    from napari_mpi.recon.training_config import LOSSES as CONFIG_LOSSES
+
+    assert CONFIG_LOSSES == LOSSES
+    assert [t.name for t in trainables()] == ["dernet", "cascaded", "ppmpi"]
+    for name, flag, default in [("dernet", "--epochs", "15"), ("cascaded", "--epochs", "20"),
+                                ("dernet", "--batch", "64"), ("ppmpi", "--batch", "32"),
+                                ("ppmpi", "--steps", "4000")]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            main(["train", name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"usage: napari-mpi train {name}" in text
+        body = text[text.index("options:") :]
+        option = body[body.index(f"{flag} ") :]
+        assert f"(default: {default})" in option[: option.index(" --", 3)]
+    with pytest.raises(SystemExit):
+        main(["train", "ppmpi", "--help"])
+    denoiser_help = capsys.readouterr().out
+    assert "--strategy" not in denoiser_help and "--epochs" not in denoiser_help
+    for entry in trainables():  # parsing nothing gives the config's own defaults
+        parsed = vars(method_parser(entry).parse_args(["-o", "x"]))
+        defaults = entry.config()
+        for option in options(entry.config):
+            if option.name in parsed:
+                assert parsed[option.name] == getattr(defaults, option.name), option.name
+    fields = {f.name for f in dataclasses.fields(get_trainable("cascaded").config)}
+    assert {"preliminary_weight", "stage1_epochs", "loss", "strategy", "device"} <= fields
+
+
+def test_bad_weights_and_foreign_options(tmp_path, capsys):
+    from napari_mpi.progress import run
+    from napari_mpi.recon.cascaded import iter_train_cascaded
+    from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+    out = tmp_path / "m"
+    base = ["train", "cascaded", "--calibration", "cal.mdf", "-o", str(out), "--quiet"]
+    with pytest.raises(SystemExit):
+        main([*base, "--preliminary-weight", "nan"])
+    assert "--preliminary-weight: expected a finite number" in capsys.readouterr().err
+    assert main(["train", "ppmpi", "--strategy", "stage-wise", "-o", str(out)]) != 0
+    assert "--strategy applies to cascaded only" in capsys.readouterr().err
+    scanner = get_preset("preclinical-2d")
+    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (7, 7)))
+    with pytest.raises(ValueError, match="preliminary_weight must be a finite number"):
+        run(iter_train_cascaded(sm, None, out, preliminary_weight=float("nan")))
+    assert not out.exists()
+
+
+def test_resume_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "den"
+    args = ["train", "ppmpi", "--steps", "4", "--batch", "2", "--size", "8", "-o", str(out)]
+    assert main([*args, "--quiet"]) == 0
+    assert (out / "last.pt").is_file()
+    assert main([*args, "--quiet", "--resume"]) == 0  # nothing left to do: the same model
+    assert "after 4 steps" in capsys.readouterr().out
