@@ -147,3 +147,43 @@ def test_denoiser_training_takes_the_learning_rate(widget, tmp_path, monkeypatch
     assert widget.state == "done", widget.status.value
     card = json.loads((tmp_path / "denoiser" / "card.json").read_text())
     assert card["training"]["lr"] == pytest.approx(2.5e-4) and card["training"]["steps"] == 4
+
+
+def test_methods_and_fields_come_from_the_registry(widget):
+    from napari_mpi.nn.trainers import trainables
+
+    assert list(widget.method.choices) == [t.name for t in trainables()]
+    widget.method.value = "cascaded"
+    assert widget.epochs.value == 20  # the cascaded network's library default (DERnet: 15)
+    assert shown(widget.loss) and shown(widget.strategy) and not shown(widget.init)
+    widget.method.value = "dernet"
+    assert widget.epochs.value == 15 and widget.batch.value == 16  # the user's batch stays
+    widget.method.value = "ppmpi"
+    assert shown(widget.steps) and not shown(widget.epochs) and not shown(widget.calibration)
+
+
+def test_each_phase_has_its_own_progress_and_cancel_says_what_was_kept(widget, qtbot, tmp_path):
+    phases, fractions = [], {}
+    original = widget._on_progress
+
+    def spy(step):
+        phase = step.info.get("phase")
+        if phase not in phases:
+            phases.append(phase)
+        fractions.setdefault(phase, []).append(widget.progress.value)
+        original(step)
+
+    widget._on_progress = spy
+    widget.method.value = "cascaded"
+    widget.num_train.value = 20000  # making the samples takes a while
+    widget.output.value = tmp_path / "m"
+    widget.start()
+    worker = widget.worker
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        qtbot.waitUntil(lambda: "making samples" in widget.phase.value, timeout=60000)
+        widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+    assert widget.status.value == "cancelled: nothing written yet (no epoch had finished)"
+    assert not (tmp_path / "m" / "card.json").exists()
+    assert phases[0] == "making samples"
+    assert fractions["making samples"][-1] < 100  # its own count, not the whole run's
