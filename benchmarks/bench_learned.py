@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mpi.metrics import nrmse, psnr, ssim
+from napari_mpi.nn.trainers import trainables
 from napari_mpi.recon import reconstruct
 from napari_mpi.resample import resample
 from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
@@ -84,7 +85,13 @@ CLASSICAL = [
         },
     ),
 ]
-LEARNED = [("Cascaded", "cascaded", {}), ("DERnet", "dernet", {})]
+#: the trained reconstruction networks, from the trainable registry (their shipped models; the
+#: tuned PP-MPI above is trainable too, through its denoiser)
+LEARNED = [
+    (t.label or t.name, t.name, {})
+    for t in trainables("reconstruct")
+    if t.name not in {entry[1] for entry in CLASSICAL}
+]
 
 
 def make_data(full, fine_matrix, indices, snrs, coarse_grid, fine_grid):

@@ -84,6 +84,8 @@ class Trainable:
         Help text of its CLI subcommand.
     order : int
         Position in lists.
+    label : str
+        Short name for tables and plots (benchmarks); the name when empty.
     """
 
     name: str
@@ -95,6 +97,7 @@ class Trainable:
     summary: Callable[[dict], str] | None = None
     description: str = ""
     order: int = 100
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,11 +268,13 @@ def _load_builtins() -> None:
         "dernet", "DERnet (end-to-end network)", "reconstruct", DERnetConfig, _train_dernet,
         (calibration, digits), _signal_summary("DERnet"),
         "train DERnet for one calibration (DERnet, Phys. Med. Biol. 2024)", order=50,
+        label="DERnet",
     ))  # fmt: skip
     register_trainable(Trainable(
         "cascaded", "Cascaded network (two modules)", "reconstruct", CascadedConfig,
         _train_cascaded, (calibration, digits), _signal_summary("cascaded"),
         "train the cascaded network for one calibration (Zhao et al., IJMPI 2026)", order=55,
+        label="Cascaded",
     ))  # fmt: skip
     register_trainable(Trainable(
         "ppmpi", "PP-MPI denoiser", "reconstruct", DenoiserConfig, _train_denoiser,
@@ -277,4 +282,5 @@ def _load_builtins() -> None:
          digits),
         _denoiser_summary,
         "train PP-MPI's image denoiser (not tied to a calibration)", order=60,
+        label="PP-MPI",
     ))  # fmt: skip
