@@ -59,7 +59,7 @@ class TwoPlayers(Recipe):
             d_loss.backward()
             optimisers["critic"].step()
             l1 = l1 + 0.1 * ((critic(gen(x)) - 1) ** 2).mean()
-            losses["loss_critic"] = float(d_loss)
+            losses["loss_critic"] = float(d_loss.detach())
         optimisers["generator"].zero_grad()
         l1.backward()
         optimisers["generator"].step()
