@@ -36,8 +36,10 @@ def test_napari_imports_only_in_napari_subpackage():
             continue
         for line in path.read_text().splitlines():
             stripped = line.strip()
+            words = stripped.replace(",", " ").split()
             if stripped.startswith(("import ", "from ")) and any(
-                f" {mod}" in stripped or f" {mod}." in stripped
+                word == mod or word.startswith(f"{mod}.")
+                for word in words[1:]
                 for mod in ("napari", "qtpy", "magicgui", "PyQt6", "superqt")
             ):
                 offenders.append(f"{path}: {stripped}")

@@ -244,9 +244,10 @@ class Recipe:
         """Learning-rate schedulers stepped after every optimisation step (default: none)."""
         return []
 
-    def begin_epoch(self, stage: Stage, epoch: int) -> None:
+    def begin_epoch(self, stage: Stage, epoch: int) -> Generator[Progress, None, None] | None:
         """Called before the steps of ``epoch`` (1-based over the whole run): fresh data,
-        train / eval modes. Default: every module in training mode."""
+        train / eval modes. Default: every module in training mode. May be a generator: its
+        progress (e.g. new samples for this epoch) is passed on as "making samples"."""
         for module in self.modules.values():
             module.train()
 
@@ -269,10 +270,14 @@ class Recipe:
 
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         """The card of the checkpoint after the validation ``record``."""
+        import shlex
+        import sys
+
+        command = self.config.command
         return {
             "method": self.method,
             "architecture": dict(getattr(self.modules.get("model"), "config", {})),
-            "command": self.config.command,
+            "command": shlex.join(sys.argv) if command is None else command,
             "data": {},
             "seed": self.config.seed,
             "training": {**self.config.as_dict(), "epochs_done": record["epoch"], "steps": step},
@@ -376,7 +381,10 @@ def iter_train(
                 sched.load_state_dict(state)
         for n_steps in stage.epoch_steps[epoch - last :]:
             epoch += 1
-            recipe.begin_epoch(stage, epoch)
+            begun = recipe.begin_epoch(stage, epoch)
+            for p in begun if begun is not None else ():
+                yield Progress(p.done, p.total, p.message,
+                               {**p.info, "phase": "making samples", "epoch": epoch})  # fmt: skip
             for i in range(n_steps):
                 losses = recipe.step(stage, epoch, i, optimisers)
                 for sched in schedulers:

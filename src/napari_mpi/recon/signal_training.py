@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..nn.training import LR_SCHEDULES, Recipe, Stage, cosine_schedule, iter_train
-from ..progress import Progress, run
+from ..progress import Progress
 from ..system_matrix import SystemMatrix
 from .learned import model_rows, normalise_signal, row_keys
 from .selection import select_frequencies
@@ -185,11 +185,12 @@ class SignalRecipe(Recipe):
         c = self.config
         return cosine_schedule(optimisers["adam"], c.lr_schedule, sum(stage.epoch_steps), c.lr)
 
-    def begin_epoch(self, stage: Stage, epoch: int) -> None:
+    def begin_epoch(self, stage: Stage, epoch: int) -> Generator[Progress, None, None]:
         c, sm = self.config, self.sm
         if c.fresh_phantoms and epoch > 1:
-            self.train_set = run(iter_training_set(sm, self.source, c.num_train, split="train",
-                                                   draw=epoch - 1, **self.data))  # fmt: skip
+            self.train_set = yield from iter_training_set(
+                sm, self.source, c.num_train, split="train", draw=epoch - 1, **self.data
+            )
             self.xt, self.bt = self._tensors(self.train_set.measurements)
             self.yt = self._phantoms(self.train_set)
         elif c.fresh_noise and epoch > 1:
