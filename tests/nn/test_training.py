@@ -120,6 +120,8 @@ def test_same_seed_same_model_and_resume_continues_exactly(tmp_path):
     a, _ = load_checkpoint(tmp_path / "a")
     c, _ = load_checkpoint(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ValueError, match=r"other options \(lr: 0.01, now 0.02\)"):
+        run(iter_train(TwoPlayers(TrainConfig(resume=True, lr=2e-2, seed=4)), tmp_path / "c"))
     with pytest.raises(ValueError, match="nothing to resume"):
         run(iter_train(TwoPlayers(TrainConfig(resume=True)), tmp_path / "empty"))
 
@@ -182,3 +184,12 @@ def test_dernet_resumes_exactly(tmp_path):
     a, _ = load_checkpoint(tmp_path / "a")
     b, _ = load_checkpoint(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_old_import_paths_keep_working():
+    from napari_mpi.recon import learned, signal_training
+
+    assert learned.iter_train_signal_model is signal_training.iter_train_signal_model
+    assert learned.Phase is signal_training.Phase and learned.LR_SCHEDULES == ("cosine", "constant")
+    with pytest.raises(AttributeError):
+        learned.no_such_name  # noqa: B018

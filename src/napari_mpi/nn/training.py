@@ -358,12 +358,24 @@ def iter_train(
     seconds = 0.0
     if resume is not None:
         saved = json.loads(resume["json"])
+        ignored = ("resume", "command", "device")
+        now = {k: v for k, v in config.as_dict().items() if k not in ignored}
+        then = {k: v for k, v in saved.get("config", {}).items() if k not in ignored}
+        changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
+        if changed:
+            raise ValueError(
+                f"resume: {out / LAST} was trained with other options ("
+                + ", ".join(f"{k}: {then.get(k)!r}, now {now.get(k)!r}" for k in changed)
+                + "); resume with the same options"
+            )
         for name, module in recipe.modules.items():
             module.load_state_dict(resume["modules"][name])
         for name, state in saved["rngs"].items():
             recipe.rngs[name].bit_generator.state = state
         recipe.load_extra_state(saved["extra"])
         torch.set_rng_state(resume["torch_rng"])
+        if resume.get("cuda_rng") is not None and recipe.device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], recipe.device)
         best, card, history = saved["best"], saved["card"], saved["history"]
         step, epoch, seconds = saved["step"], saved["epoch"], saved["seconds"]
     t0 = time.perf_counter() - seconds
@@ -420,6 +432,7 @@ def iter_train(
                 "best": best, "card": card, "history": history, "step": step, "epoch": epoch,
                 "seconds": time.perf_counter() - t0, "extra": recipe.extra_state(),
                 "rngs": {k: g.bit_generator.state for k, g in recipe.rngs.items()},
+                "config": config.as_dict(),
             }  # fmt: skip
             out.mkdir(parents=True, exist_ok=True)
             _atomic_torch_save(
@@ -430,6 +443,9 @@ def iter_train(
                     "optimisers": {k: o.state_dict() for k, o in optimisers.items()},
                     "schedulers": [s.state_dict() for s in schedulers],
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(recipe.device)
+                    if recipe.device.type == "cuda"
+                    else None,
                 },
                 out / LAST,
             )
