@@ -193,3 +193,21 @@ def test_old_import_paths_keep_working():
     assert learned.Phase is signal_training.Phase and learned.LR_SCHEDULES == ("cosine", "constant")
     with pytest.raises(AttributeError):
         learned.no_such_name  # noqa: B018
+
+
+def test_the_docstring_example_runs(tmp_path, monkeypatch):
+    """The minimal custom recipe in napari_mpi.nn.training's docstring works as written."""
+    import textwrap
+
+    import napari_mpi.nn.training as training
+
+    doc = training.__doc__
+    code = doc[doc.index("Example: a custom recipe") :].split("::\n", 1)[1]
+    code = textwrap.dedent(code.split("\nA GAN returns")[0])
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "napari_mpi.nn.training example", "exec"), namespace)
+    card = namespace["card"]
+    assert card["method"] == "toy-denoiser" and card["training"]["epochs_done"] in (1, 2)
+    assert set(card["metrics"]) == {"val_mse", "train_seconds"}
+    assert (tmp_path / "toy_model" / "model.pt").is_file()

@@ -281,7 +281,7 @@ class Recipe:
             "data": {},
             "seed": self.config.seed,
             "training": {**self.config.as_dict(), "epochs_done": record["epoch"], "steps": step},
-            "metrics": {**{k: v for k, v in record.items() if k != "epoch"},
+            "metrics": {**{k: v for k, v in record.items() if k not in ("epoch", "stage")},
                         "train_seconds": seconds},
             "history": list(history),
         }  # fmt: skip
