@@ -133,3 +133,27 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert (out / "last.pt").is_file()
     assert main([*args, "--quiet", "--resume"]) == 0  # nothing left to do: the same model
     assert "after 4 steps" in capsys.readouterr().out
+
+
+def test_a_registered_method_appears_in_the_cli(tmp_path, capsys, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    import napari_mpi.nn.trainers as trainers
+
+    sys.path.insert(0, str(Path(__file__).parent / "nn"))
+    from toy_trainable import TOY, write_volumes
+
+    trainers.trainables()  # the built-in ones first
+    monkeypatch.setitem(trainers._REGISTRY, TOY.name, TOY)
+    with pytest.raises(SystemExit):
+        main(["train", "toy3d", "--help"])
+    text = capsys.readouterr().out
+    assert "--volumes" in text and "--width" in text and "(default: 3)" in text
+    volumes = write_volumes(tmp_path / "v.npz")
+    out = tmp_path / "toy"
+    assert main(["train", "toy3d", "--volumes", str(volumes), "--epochs", "1", "-o", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    card = json.loads((out / "card.json").read_text())
+    assert card["method"] == "toy3d" and card["training"]["width"] == 3
+    assert "train toy3d" in card["command"]

@@ -187,3 +187,30 @@ def test_each_phase_has_its_own_progress_and_cancel_says_what_was_kept(widget, q
     assert not (tmp_path / "m" / "card.json").exists()
     assert phases[0] == "making samples"
     assert fractions["making samples"][-1] < 100  # its own count, not the whole run's
+
+
+def test_a_registered_method_appears_in_the_widget(make_napari_viewer, tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    import napari_mpi.nn.trainers as trainers
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "nn"))
+    from toy_trainable import TOY, write_volumes
+
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    trainers.trainables()
+    monkeypatch.setitem(trainers._REGISTRY, TOY.name, TOY)
+    w = TrainingWidget(make_napari_viewer())
+    assert "toy3d" in list(w.method.choices)
+    w.method.value = "toy3d"
+    width = w.fields["width"][1][0]  # not w.width: that name is the container's own
+    assert shown(w.volumes) and shown(width) and not shown(w.calibration) and width.value == 3
+    assert not shown(w.phantoms) and w.epochs.value == 2  # the toy's default
+    w.output.value = tmp_path / "toy"
+    w.start()
+    assert w.state == "failed" and "volumes: choose an .npz file" in w.status.value
+    w.volumes.value = write_volumes(tmp_path / "v.npz")
+    w.start()
+    assert w.state == "done", w.status.value
+    assert json.loads((tmp_path / "toy" / "card.json").read_text())["method"] == "toy3d"

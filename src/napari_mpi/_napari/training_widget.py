@@ -94,6 +94,15 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.calibration = ComboBox(label="calibration", choices=self._calibrations)
         self.calibration_file = FileEdit(label="calibration file", filter="*.mdf *.h5 *.hdf5")
         self.phantoms = FileEdit(label="phantoms (.npz, empty: procedural)", filter="*.npz")
+        #: input name -> FileEdit for the .npz inputs of every method ("phantoms", ...)
+        self.data_files = {"phantoms": self.phantoms}
+        for entry in trainables():
+            for inp in entry.inputs:
+                if inp.kind == "npz" and inp.name not in self.data_files:
+                    edit = FileEdit(label=f"{inp.name} (.npz)", filter="*.npz")
+                    edit.tooltip = inp.help
+                    self._expose(inp.name, edit)
+                    self.data_files[inp.name] = edit
         #: option name -> (Option of the first method that has it, its widgets)
         self.fields: dict[str, tuple] = {}
         generated = []
@@ -109,7 +118,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                     [f"{option.name}_low", f"{option.name}_high"]
                 )  # fmt: skip
                 for attr, w in zip(names_, widgets, strict=True):
-                    setattr(self, attr, w)
+                    self._expose(attr, w)
                 self.fields[option.name] = (option, widgets)
                 generated.extend(widgets)
         self.dropout = FloatSpinBox(
@@ -118,7 +127,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.output = FileEdit(label="model folder", mode="d")
         self.overwrite = CheckBox(label="replace a model in that folder", value=False)
         self.phase = Label(label="phase", value="")
-        self.extend([self.method, self.calibration, self.calibration_file, self.phantoms,
+        self.extend([self.method, self.calibration, self.calibration_file,
+                     *self.data_files.values(),
                      *generated, self.dropout, self.output, self.overwrite,
                      *self._run_controls("Train"), self.phase])  # fmt: skip
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
@@ -136,6 +146,13 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             event.connect(lambda _: self.reset_choices())
         self._init_run_state()
         self._method_changed()
+
+    def _expose(self, name: str, widget) -> None:
+        """``self.<name>`` for a generated control, unless the name is one of the container's
+        own attributes (``width``, ``label``, ...); :attr:`fields` and :attr:`data_files` hold
+        every control whatever its name."""
+        if not hasattr(type(self), name) and name not in vars(self):
+            setattr(self, name, widget)
 
     # -- inputs -------------------------------------------------------------------------------
     def _calibrations(self, _widget=None) -> list:
@@ -174,6 +191,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.calibration.visible = calibration
         self.calibration_file.visible = calibration and self.calibration.value == _FILE
         self.dropout.visible = "architecture" in own and method == "dernet"
+        inputs = {i.name for i in self._entries[method].inputs}
+        for name, edit in self.data_files.items():
+            edit.visible = name in inputs
 
     def _values(self) -> dict:
         """The current method's config values from the fields."""
@@ -209,12 +229,16 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                 return f.system_matrix()
         return cal.metadata["system_matrix"]
 
-    def _phantom_source(self) -> str | None:
-        text = str(self.phantoms.value).strip()
+    def _data_file(self, inp) -> str | None:
+        """The file chosen for an ``.npz`` input (None when empty and not required)."""
+        text = str(self.data_files[inp.name].value).strip()
         if text in ("", "."):
+            if inp.required:
+                raise ValueError(f"{inp.name}: choose an .npz file ({inp.help})")
             return None
         if not Path(text).is_file():
-            raise ValueError(f"phantoms: {text} is not a file (leave empty for procedural)")
+            hint = " (leave empty for procedural)" if inp.name == "phantoms" else ""
+            raise ValueError(f"{inp.name}: {text} is not a file{hint}")
         return text
 
     def _output(self, resume: bool = False) -> Path:
@@ -264,12 +288,11 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
 
         method = self.method.value
         entry = self._entries[method]
-        source = self._phantom_source()
         values = self._values()
         out = self._output(resume=bool(values.get("resume")))
         values["command"] = f"napari-mpi Training widget: {method} -> {out}"
         config = config_from(entry, values)
-        inputs = {"phantoms": source}
+        inputs = {i.name: self._data_file(i) for i in entry.inputs if i.kind == "npz"}
         if self._needs_calibration():
             inputs["calibration"] = self._system_matrix()
         return lambda: entry.train(config, out, **inputs)
