@@ -90,7 +90,7 @@ def test_writer_saves_image_layer_as_reconstruction(make_napari_viewer, tmp_path
 
 def test_writer_refuses_layers_that_are_not_images_in_space(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    calibration, _rows, _meas = viewer.open_sample("napari-mpi", "example-2d")[1:]
+    calibration, _rows, _phantom, _meas = viewer.open_sample("napari-mpi", "example-2d")
     rgb = viewer.add_image(np.zeros((4, 5, 3), np.uint8), rgb=True, name="photo")
     for layer, reason in ((calibration, "system-matrix stack"), (rgb, "RGB")):
         target = tmp_path / f"{layer.name}.mdf"
@@ -136,12 +136,12 @@ def test_2d_and_3d_examples(make_napari_viewer):
     viewer = make_napari_viewer()
     layers2 = viewer.open_sample("napari-mpi", "example-2d")
     assert [la.name for la in layers2] == [
-        "phantom",
         "system matrix",
         "system matrix rows",
+        "phantom",
         "measurement (30 dB)",
     ]
-    np.testing.assert_allclose(layers2[0].scale, [24 / 95, 24 / 95])
+    np.testing.assert_allclose(layers2[2].scale, [24 / 95, 24 / 95])
     layers3 = viewer.open_sample("napari-mpi", "example-3d")
     phantom, scan = layers3
     assert phantom.data.shape == scan.data.shape == (16, 32, 32)

@@ -25,9 +25,9 @@ def test_simulate_2d_adds_layers_in_mm(make_napari_viewer, sync):
     assert widget.state == "done", widget.status.value
     names = [layer.name for layer in viewer.layers]
     assert names == [
-        "phantom",
         "system matrix",
         "system matrix rows",
+        "phantom",
         "measurement (30 dB)",
         "x-space",
     ]

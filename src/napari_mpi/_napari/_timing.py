@@ -38,6 +38,11 @@ class TickGapMeter:
         self._timer.start()
         return self
 
+    def mark(self) -> float:
+        """The largest gap since the start or the previous mark; starts a new phase."""
+        gap, self.max_gap = self.max_gap, 0.0
+        return gap
+
     def stop(self) -> float:
         """Stop measuring; returns the largest gap (s)."""
         self._timer.stop()

@@ -119,6 +119,7 @@ class WorkerWidgetMixin:
     def _init_run_state(self) -> None:
         self.worker = None
         self.state = "idle"
+        self.result = None  # the last result (also in the napari console)
         self._last_ui = -float("inf")
         self._pending: Progress | None = None
         self.run_button.clicked.connect(self.start)
@@ -171,6 +172,24 @@ class WorkerWidgetMixin:
             return
         self.progress.value = int(100 * step.fraction)
         self.status.value = f"{step.message} ({step.done}/{step.total})"
+
+    @property
+    def busy(self) -> bool:
+        """True while the worker runs or its result's layers are still being added."""
+        return self.state == "running" or getattr(self, "_layers_pending", 0) > 0
+
+    def add_result_layers(self, layer_data: list, then=None) -> list:
+        """Add layer-data tuples to the viewer one per event-loop turn; ``then(layers)`` after."""
+        from . import view
+
+        self._layers_pending = getattr(self, "_layers_pending", 0) + 1
+
+        def finished(layers: list) -> None:
+            self._layers_pending -= 1
+            if then is not None:
+                then(layers)
+
+        return view.add_layer_data(self.viewer, layer_data, finished)
 
     def _on_finished(self) -> None:
         self.run_button.enabled, self.cancel_button.enabled = True, False

@@ -84,7 +84,7 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.calibration.changed.connect(self._toggle_files)
         self.measurement.changed.connect(self._toggle_files)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _: self.reset_choices())
+            event.connect(self._follow_layers)
         self._init_run_state()
         self._show_params(self.method.value)
         self._toggle_files()
@@ -97,6 +97,15 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
     def _measurements(self, _widget=None) -> list:
         layers = [la for la in self.viewer.layers if "spectra" in la.metadata]
         return [*[(la.name, la) for la in layers], (_FILE, _FILE)]
+
+    def _follow_layers(self, _=None) -> None:
+        """Refresh the choices; an empty '(file)' choice moves to a layer that appeared."""
+        self.reset_choices()
+        for combo, field in ((self.calibration, self.calibration_file),
+                             (self.measurement, self.measurement_file)):  # fmt: skip
+            layers = [c for c in combo.choices if c != _FILE]
+            if combo.value == _FILE and str(field.value).strip() in ("", ".") and layers:
+                combo.value = layers[-1]
 
     def _toggle_files(self, _=None) -> None:
         self.calibration_file.visible = self.calibration.value == _FILE
@@ -197,17 +206,15 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.launch(lambda: reconstruction_work(req, method, params), self._add_image)
 
     def _add_image(self, result) -> None:
-        from napari.layers import Layer
-
         image, layer_data = result
-        layer = Layer.create(*layer_data)
-        self.viewer.add_layer(layer)
+        self.result = image
         meta = image.metadata
         self.status.value = (
             f"done: {meta['method']} of '{meta['measurement']}', {image.num_frames} frame(s), "
             f"{meta['rows']} rows"
         )
-        view.publish(self.viewer, last_reconstruction=image, last_layer=layer)
+        view.publish(self.viewer, last_reconstruction=image)
+        self.add_result_layers([layer_data])
 
 
 def _file_field(value, field: str) -> Path:

@@ -35,9 +35,9 @@ def sample_example_2d() -> list[LayerData]:
     spectra = meas.data.reshape(1, 2, -1)
     freqs = sm.acquisition.frequencies[np.unique(sm.frequency_indices)]
     view.install_current()
-    return [
-        image_layer(phantom, "phantom", kind="phantom"),
+    return [  # the phantom above the calibration: it is what the user looks at first
         *calibration_layers(sm, "system matrix"),
+        image_layer(phantom, "phantom", kind="phantom"),
         spectra_layer(spectra, freqs, "measurement (30 dB)", {"simulated_measurement": meas}),
     ]
 

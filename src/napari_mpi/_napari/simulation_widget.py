@@ -209,15 +209,15 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
             f"done: {result['system_matrix'].num_rows} rows, {meas.data.shape[0]} frame(s) at "
             f"{meas.snr_db:g} dB"
         )
+        self.result = result
         view.publish(self.viewer, last_simulation=result)
 
     @staticmethod
     def layer_data(result: dict, want_sm: bool = True) -> list:
         """Layer-data tuples of a result (built in the worker; adding them is cheap)."""
         sm, meas = result["system_matrix"], result["measurement"]
-        layers = [image_layer(meas.phantom, "phantom", kind="phantom")]
-        if want_sm:
-            layers += calibration_layers(sm, "system matrix")
+        layers = calibration_layers(sm, "system matrix") if want_sm else []
+        layers.append(image_layer(meas.phantom, "phantom", kind="phantom"))  # drawn above
         channels = np.unique(sm.channels)
         bins = np.unique(sm.frequency_indices)
         spectra = np.zeros((meas.data.shape[0], channels.size, bins.size), dtype=np.complex64)
@@ -236,13 +236,10 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         return layers
 
     def add_layers(self, result: dict) -> list:
-        """Add the phantom, system-matrix, measurement and x-space layers of a result."""
-        from napari.layers import Layer
+        """Add the phantom, system-matrix, measurement and x-space layers of a result.
 
+        They arrive one per event-loop turn (all at once in synchronous mode); returns those
+        added so far.
+        """
         data = result.get("layers") or self.layer_data(result, self.want_sm.value)
-        added = []
-        for layer_data in data:
-            layer = Layer.create(*layer_data)
-            self.viewer.add_layer(layer)
-            added.append(layer)
-        return added
+        return self.add_result_layers(data)

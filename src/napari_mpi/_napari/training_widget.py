@@ -21,7 +21,7 @@ from ..io import read_mdf
 from ..nn.checkpoint import CARD, WEIGHTS, read_card
 from ..recon.training_data import check_snr_range
 from . import _workers
-from ._plot import dock_canvas
+from ._plot import dock_canvas, style_axes
 
 if TYPE_CHECKING:
     import napari
@@ -48,6 +48,10 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
+        # torch is imported when the widget opens: imported by the worker, its start-up holds
+        # the GIL for seconds and freezes napari (measured by bench_gui_responsiveness.py)
+        import torch  # noqa: F401
+
         from ..nn.losses import LOSSES
         from ..recon.cascaded import STRATEGIES
         from ..recon.dernet import INITIALISATIONS
@@ -92,7 +96,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key = ""
         self.card: dict | None = None
-        self._canvas = None
+        # the plot's canvas exists from the start: docked later, it would re-lay out the
+        # window (and repaint napari's canvas) in the middle of a training
+        self._canvas = dock_canvas(self, None)
         self._last_draw = 0.0
         self.method.changed.connect(self._toggle)
         self.calibration.changed.connect(self._toggle)
@@ -263,6 +269,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         fig = self._canvas.figure
         fig.clear()
         ax = fig.add_subplot(111)
+        style_axes(fig, [ax], self.viewer)
         h = self.history
         if h["loss"]:
             ax.plot(h["step"], h["loss"], lw=0.8, color="tab:blue", label="training loss")
@@ -272,6 +279,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         ax.set_ylabel("training loss")
         if h["val"]:
             ax2 = ax.twinx()
+            style_axes(fig, [ax2], self.viewer)
+            ax2.grid(False)
             label = (
                 "validation PSNR (dB)" if self.val_key == "val_psnr_db" else "validation gain (dB)"
             )
