@@ -109,12 +109,24 @@ def main() -> None:
     for layer in list(viewer.layers):
         if layer.metadata.get("kind") not in ("phantom", "reconstruction"):
             viewer.layers.remove(layer)
-    viewer.layers.move(viewer.layers.index("phantom"), len(viewer.layers))  # phantom first tile
-    viewer.grid.enabled = True
-    viewer.grid.shape = (2, 2)
-    viewer.grid.spacing = 0.05
+    # a montage: each layer shifted along x by one FOV and a gap, its name above it
+    order = ["phantom", "kaczmarz", "admm", "pinv"]
+    shifts, labels = {}, []
+    for k, name in enumerate(order):
+        layer = viewer.layers[name]
+        shifts[name] = np.array(layer.translate, float)
+        step = k * (layer.scale[-1] * layer.data.shape[-1] + 3.0)
+        layer.translate = shifts[name] + np.array([0.0, step])
+        top = layer.translate[-2] - layer.scale[-2]
+        labels.append([top - 1.5, layer.translate[-1] + layer.scale[-1] * layer.data.shape[-1] / 2])
+    names = viewer.add_points(np.array(labels), size=0, name="names",
+                              features={"name": order},
+                              text={"string": "{name}", "color": "white", "size": 14})  # fmt: skip
     viewer.reset_view()
     save(viewer, out / "reconstructions.png")
+    viewer.layers.remove(names)
+    for name, translate in shifts.items():
+        viewer.layers[name].translate = translate
 
     # 4. the metrics table and a profile through both points
     viewer.grid.enabled = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def dock_canvas(container, canvas=None, min_height: int = 220):
+def dock_canvas(container, canvas=None, min_height: int = 240):
     """Return ``canvas``, or a new Qt matplotlib canvas added to ``container``'s layout."""
     if canvas is not None:
         return canvas
