@@ -100,12 +100,13 @@ def system_matrix_layer(sm: SystemMatrix, name: str) -> LayerData:
 def row_label_layer(sm: SystemMatrix, name: str) -> LayerData:
     """A Points layer whose text shows, on each row slice, that row's channel and frequency.
 
-    One invisible point per row sits at the upper-left corner of the field of view, so the
+    One invisible point per row sits at the centre of the upper-left voxel (so the text starts
+    inside the field of view, not cut by the canvas edge when the view is framed), and the
     label follows the row slider of :func:`system_matrix_layer`.
     """
     _, scale, translate, names = _spatial(sm.grid)
     n_spatial = len(names)
-    corner = np.asarray(translate) - np.asarray(scale) / 2  # upper-left voxel edge (mm)
+    corner = np.asarray(translate, dtype=np.float64)  # upper-left voxel centre (mm)
     coords = np.zeros((sm.num_rows, 1 + n_spatial))
     coords[:, 0] = np.arange(sm.num_rows)
     coords[:, 1:] = corner

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 _FILE = "(file)"
 TRAINABLE = ("dernet", "cascaded", "ppmpi")
 #: Seconds between two redraws of the loss plot (every point is kept; only drawing waits).
-REDRAW_INTERVAL = 0.5
+#: A redraw costs ~0.1-0.3 s of the main thread (more while the worker competes for the GIL).
+REDRAW_INTERVAL = 2.0
 
 
 class TrainingWidget(_workers.WorkerWidgetMixin, Container):
