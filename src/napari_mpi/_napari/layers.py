@@ -104,7 +104,7 @@ def row_label_layer(sm: SystemMatrix, name: str) -> LayerData:
     inside the field of view, not cut by the canvas edge when the view is framed), and the
     label follows the row slider of :func:`system_matrix_layer`.
     """
-    _, scale, translate, names = _spatial(sm.grid)
+    _, _scale, translate, names = _spatial(sm.grid)
     n_spatial = len(names)
     corner = np.asarray(translate, dtype=np.float64)  # upper-left voxel centre (mm)
     coords = np.zeros((sm.num_rows, 1 + n_spatial))
