@@ -263,3 +263,20 @@ def test_event_loop_keeps_ticking_while_workers_run(make_napari_viewer, monkeypa
         assert run_until(lambda w=widget: not w.busy, timeout=60)
     print(f"largest tick gaps while the workers ran (s, {os.cpu_count()} cores): {gaps}")
     assert all(gap < 0.25 for gap in gaps.values()), gaps
+
+
+def test_spectra_dock_plots_the_newest_measurement(make_napari_viewer):
+    from napari_mpi._napari.spectra_widget import SpectraWidget
+
+    viewer = make_napari_viewer()
+    widget = SpectraWidget(viewer)
+    assert "open or simulate a measurement" in widget.status.value
+    *_, meas = viewer.open_sample("napari-mpi", "example-2d")
+    assert widget.measurement.value is meas  # follows the newest measurement
+    curves = widget.plot()
+    spectra = meas.metadata["spectra"]
+    assert set(curves) == {0, 1}
+    np.testing.assert_allclose(curves[1], np.abs(spectra[0, 1]))
+    ax = widget._canvas.figure.axes[0]
+    assert ax.get_xlabel() == "frequency (kHz)" and len(ax.get_lines()) == 2
+    assert ax.get_facecolor() != (1.0, 1.0, 1.0, 1.0)  # napari's (dark) theme, not white
