@@ -29,7 +29,11 @@ def test_open_real_calibration_in_viewer(make_napari_viewer, shared_mdf):
     sm = layer.metadata["system_matrix"]
     assert isinstance(sm, nm.SystemMatrix)
     assert layer.data.shape == (77, 1, 9)  # rows, y, x (z of one voxel dropped)
-    np.testing.assert_allclose(layer.data, np.abs(sm.patterns()[:, 0]), rtol=1e-6)
+    # each row scaled to its maximum (one contrast range shows every row)
+    magnitude = np.abs(sm.patterns()[:, 0])
+    scale = layer.metadata["row_scale"]
+    np.testing.assert_allclose(layer.data * scale[:, None, None], magnitude, rtol=1e-5)
+    assert layer.data.max() == pytest.approx(1.0) and tuple(layer.contrast_limits) == (0, 1)
     # mm: voxel 10 mm along x, first voxel centre at 156 - 45 + 5 mm
     np.testing.assert_allclose(layer.scale, [1, 1, 10])
     np.testing.assert_allclose(layer.translate, [0, -11.2, 116.0])
@@ -37,7 +41,14 @@ def test_open_real_calibration_in_viewer(make_napari_viewer, shared_mdf):
     # one label per row slice, shown as text at the FOV corner
     assert labels.data.shape == (77, 3)
     np.testing.assert_array_equal(labels.data[:, 0], np.arange(77))
-    assert list(labels.text.values) == layer.metadata["row_labels"]
+    assert list(labels.text.values) == [
+        f"row {i}: {text}" for i, text in enumerate(layer.metadata["row_labels"])
+    ]
+    # the viewer opens the stack at its strongest row (highest stored SNR)
+    start = layer.metadata["start_row"]
+    if sm.snr is not None:
+        assert start == int(np.nanargmax(sm.snr))
+    assert viewer.dims.current_step[0] == start
 
 
 def test_open_measurement_and_reconstruction(make_napari_viewer, tmp_path):
@@ -48,7 +59,9 @@ def test_open_measurement_and_reconstruction(make_napari_viewer, tmp_path):
     reco = nm.write_mdf(tmp_path / "reco.mdf", img)
     viewer = make_napari_viewer()
     (spectra,) = viewer.open(str(meas.path), plugin="napari-mpi")
-    assert spectra.data.shape == (2, 4, 17)  # channel, frame, frequency
+    # spectra are not spatial: an empty layer carries them, outside the mm world
+    assert len(spectra.data) == 0 and viewer.dims.ndim == 2
+    assert spectra.metadata["spectra"].shape == (4, 2, 17)  # frame, channel, frequency
     np.testing.assert_allclose(spectra.metadata["spectra"], meas.spectra[:, 0], rtol=1e-5)
     (image,) = viewer.open(str(reco), plugin="napari-mpi")
     np.testing.assert_allclose(image.data, img.data[0, 0])
@@ -68,11 +81,22 @@ def test_writer_saves_image_layer_as_reconstruction(make_napari_viewer, tmp_path
     np.testing.assert_array_equal(back.data[0, 0], data)
     np.testing.assert_allclose(back.voxel_size[1:], [0.002, 0.003])
     np.testing.assert_allclose(back.grid.translate_mm[1:], [-4.0, 1.5])
-    # saving again must not replace the file
-    before = target.read_bytes()
-    with pytest.raises(Exception, match="exists"):
-        layer.save(str(target), plugin="napari-mpi")
-    assert target.read_bytes() == before
+    # napari's save dialog has already asked: saving again replaces the file
+    layer.data = data * 2
+    assert layer.save(str(target), plugin="napari-mpi") == [str(target)]
+    with nm.read_mdf(target) as f:
+        np.testing.assert_array_equal(f.image().data[0, 0], data * 2)
+
+
+def test_writer_refuses_layers_that_are_not_images_in_space(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    calibration, _rows, _phantom, _meas = viewer.open_sample("napari-mpi", "example-2d")
+    rgb = viewer.add_image(np.zeros((4, 5, 3), np.uint8), rgb=True, name="photo")
+    for layer, reason in ((calibration, "system-matrix stack"), (rgb, "RGB")):
+        target = tmp_path / f"{layer.name}.mdf"
+        with pytest.raises(Exception, match=reason):
+            layer.save(str(target), plugin="napari-mpi")
+        assert not target.exists()
 
 
 def test_reader_writer_round_trip_keeps_geometry(make_napari_viewer, tmp_path):
@@ -111,8 +135,13 @@ def test_metadata_only_file_gives_clear_error(make_napari_viewer, shared_mdf):
 def test_2d_and_3d_examples(make_napari_viewer):
     viewer = make_napari_viewer()
     layers2 = viewer.open_sample("napari-mpi", "example-2d")
-    assert layers2[0].name == "example-2d phantom"
-    np.testing.assert_allclose(layers2[0].scale, [24 / 95, 24 / 95])
+    assert [la.name for la in layers2] == [
+        "system matrix",
+        "system matrix rows",
+        "phantom",
+        "measurement (30 dB)",
+    ]
+    np.testing.assert_allclose(layers2[2].scale, [24 / 95, 24 / 95])
     layers3 = viewer.open_sample("napari-mpi", "example-3d")
     phantom, scan = layers3
     assert phantom.data.shape == scan.data.shape == (16, 32, 32)

@@ -28,8 +28,8 @@ def simulated(make_napari_viewer, monkeypatch):
 def test_two_reconstructions_overlay_the_phantom(simulated):
     viewer = simulated
     rec = ReconstructionWidget(viewer)
-    assert rec.calibration.value.name == "preclinical-2d system matrix"
-    assert rec.measurement.value.name.startswith("preclinical-2d measurement")
+    assert rec.calibration.value.name == "system matrix"
+    assert rec.measurement.value.name == "measurement (30 dB)"
     rec.snr_threshold.value = 30
     rec.frames.value = "average"
     for method, params in (("kaczmarz", {"lam": "0.1", "sweeps": 10}), ("admm", {})):
@@ -38,9 +38,10 @@ def test_two_reconstructions_overlay_the_phantom(simulated):
             rec.params[name].value = value
         rec.start()
         assert rec.state == "done", rec.status.value
-    phantom = viewer.layers["preclinical-2d phantom"]
-    art = viewer.layers["kaczmarz preclinical-2d measurement (30 dB)"]
-    admm = viewer.layers["admm preclinical-2d measurement (30 dB)"]
+    phantom = viewer.layers["phantom"]
+    art = viewer.layers["kaczmarz"]
+    admm = viewer.layers["admm"]
+    assert art.metadata["measurement"] == "measurement (30 dB)" and art.metadata["rows"] > 0
     for layer in (art, admm):
         assert layer.data.shape == phantom.data.shape == (15, 15)
         np.testing.assert_allclose(layer.scale, phantom.scale)
@@ -60,14 +61,40 @@ def test_two_reconstructions_overlay_the_phantom(simulated):
     assert set(results) == {art.name, admm.name}
     assert all(r["psnr"] > 15 and 0 < r["ssim"] <= 1 for r in results.values())
     assert len(metrics.table.value["data"]) == 2
+    table = metrics.table.native  # tall enough for every row, no inner scrolling
+    rows_height = 2 * table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= table.horizontalHeader().height() + rows_height
 
     row = phantom.translate[0] + 7 * phantom.scale[0]
     viewer.add_shapes([np.array([[row, -11.0], [row, 11.0]])], shape_type="line", name="profile")
     metrics.shapes.reset_choices()
     profiles = metrics.plot_profile()
     assert set(profiles) == {phantom.name, art.name, admm.name}
-    dist, _, width = profiles[art.name]
-    assert dist[-1] == pytest.approx(22.0) and np.isfinite(width) and width > 0
+    prof = profiles[art.name]
+    dist, widths = prof["distance_mm"], prof["fwhm_mm"]
+    assert dist[-1] == pytest.approx(22.0)  # the line lies inside the 24 mm FOV
+    # two points on the line: two peaks, each with its width, and a dip between them
+    assert len(widths) == 2 and all(np.isfinite(w) and 0 < w < 10 for w in widths)
+    assert prof["peak_to_valley"] > 1.5
+    phantom_widths = profiles[phantom.name]["fwhm_mm"]
+    assert len(phantom_widths) == 2
+
+    # a line outside the field of view, and a shape that is not a line, say so
+    viewer.add_shapes([np.array([[30.0, 30.0], [40.0, 40.0]])], shape_type="line", name="far")
+    metrics.shapes.reset_choices()
+    metrics.shapes.value = viewer.layers["far"]
+    assert metrics.plot_profile() == {} and "outside the field of view" in metrics.status.value
+    viewer.add_shapes([np.array([[-5.0, -5.0], [5.0, 5.0]])], shape_type="rectangle", name="box")
+    metrics.shapes.reset_choices()
+    metrics.shapes.value = viewer.layers["box"]
+    assert metrics.plot_profile() == {} and "rectangle, not a line" in metrics.status.value
+
+    # a layer that is not an image on the reference's grid is skipped, with the reason
+    metrics.images.reset_choices()
+    calibration = viewer.layers["system matrix"]
+    metrics.images.value = [art, calibration]
+    assert set(metrics.compute()) == {art.name}
+    assert "skipped 'system matrix': it is a system-matrix stack" in metrics.status.value
 
 
 def test_reconstruction_errors_leave_napari_usable(simulated):
@@ -115,7 +142,7 @@ def test_measurement_layer_from_a_file_uses_its_background(
     viewer.open(str(tmp_path / "cal.mdf"), plugin="napari-mpi")
     viewer.open(str(tmp_path / "meas.mdf"), plugin="napari-mpi")
     rec = ReconstructionWidget(viewer)
-    assert rec.measurement.value.name == "meas spectra"
+    assert rec.measurement.value.name == "meas"
     _, corrected, _ = rec._inputs()
     expected = meas.data[0] - meas.background.mean(axis=0)
     np.testing.assert_allclose(corrected[0], expected, rtol=1e-4, atol=1e-4)

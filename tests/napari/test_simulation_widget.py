@@ -24,13 +24,19 @@ def test_simulate_2d_adds_layers_in_mm(make_napari_viewer, sync):
     widget.start()
     assert widget.state == "done", widget.status.value
     names = [layer.name for layer in viewer.layers]
-    assert names[0] == "preclinical-2d phantom"
-    assert "preclinical-2d system matrix" in names and "preclinical-2d x-space" in names
-    phantom = viewer.layers["preclinical-2d phantom"]
+    assert names == [
+        "system matrix",
+        "system matrix rows",
+        "phantom",
+        "measurement (30 dB)",
+        "x-space",
+    ]
+    phantom = viewer.layers["phantom"]
     np.testing.assert_allclose(phantom.scale, [1.6, 1.6])
     np.testing.assert_allclose(phantom.translate, [-11.2, -11.2])
-    meas = viewer.layers["preclinical-2d measurement (30 dB)"]
-    assert meas.data.shape == (2, 2, 817)  # channel, frame, frequency
+    meas = viewer.layers["measurement (30 dB)"]
+    assert meas.metadata["spectra"].shape == (2, 2, 817)  # frame, channel, frequency
+    assert len(meas.data) == 0 and viewer.dims.ndim == 3  # row slider, y, x: no spectra axes
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert widget.progress.value == 100
 
@@ -47,7 +53,7 @@ def test_phantom_from_image_layer(make_napari_viewer, sync):
     widget.want_sm.value = False
     widget.start()
     assert widget.state == "done", widget.status.value
-    resampled = viewer.layers["preclinical-2d phantom"].data
+    resampled = viewer.layers["phantom"].data
     assert resampled.shape == (12, 12)
     assert resampled.sum() * 2.0**2 == pytest.approx(img.sum() * 0.6**2, rel=0.02)
 
@@ -84,12 +90,12 @@ def test_scanner_parameters_change_the_result(make_napari_viewer, sync):
     widget = SimulationWidget(viewer)
     widget.nx.value = widget.ny.value = 9
     widget.start()
-    weak = viewer.layers["preclinical-2d system matrix"].metadata["system_matrix"]
+    weak = viewer.layers["system matrix"].metadata["system_matrix"]
     viewer.layers.clear()
     widget.gradient.value = 2.0  # halves the FOV for the same drive amplitude
     widget.diameter_nm.value = 30.0
     widget.start()
-    strong = viewer.layers["preclinical-2d system matrix"].metadata["system_matrix"]
+    strong = viewer.layers["system matrix"].metadata["system_matrix"]
     np.testing.assert_allclose(strong.fov[1:], weak.fov[1:] / 2)
     np.testing.assert_allclose(strong.acquisition.gradient, [-2, -2, 4])
     assert not np.allclose(np.abs(strong.matrix), np.abs(weak.matrix))

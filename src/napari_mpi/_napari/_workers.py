@@ -2,20 +2,57 @@
 
 Set ``NAPARI_MPI_SYNC=1`` to run the work in the calling thread: the same generator and the
 same callbacks, without threads (the tests use it to exercise the widget code without races).
+
+Keeping napari responsive: in a thread, steps without ``info`` are forwarded at most every
+:data:`FORWARD_INTERVAL` seconds (a flood of queued signals starves Qt's timers and repaints),
+and the widgets redraw their progress bar and status at most every :data:`UI_INTERVAL` seconds.
+A worker's error is reported once, by the widget (the worker is created with its own error
+handler, so napari does not re-raise the error on the main thread as a second toast).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 from ..progress import Progress
+from ._messages import report_error, status_label
+
+#: Least time (s) between two forwarded progress steps without ``info``.
+FORWARD_INTERVAL = 0.05
+#: Least time (s) between two updates of a widget's progress bar and status line.
+UI_INTERVAL = 0.1
 
 
 def sync_mode() -> bool:
     """True when NAPARI_MPI_SYNC asks for synchronous work."""
     return os.environ.get("NAPARI_MPI_SYNC", "").lower() in ("1", "true", "yes")
+
+
+def throttled(
+    gen: Generator[Progress, None, Any], interval: float = FORWARD_INTERVAL
+) -> Generator[Progress, None, Any]:
+    """Forward ``gen``'s steps, dropping those without ``info`` that come within ``interval``.
+
+    Steps that carry numbers (``info``, e.g. a training loss) are always forwarded; the
+    result is returned unchanged. Closing this generator closes ``gen``.
+    """
+    last = -float("inf")
+    try:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            now = time.monotonic()
+            info = getattr(step, "info", None)
+            if info or now - last >= interval:
+                last = now
+                yield step
+    finally:
+        gen.close()
 
 
 def start(
@@ -47,12 +84,13 @@ def start(
     from napari.qt.threading import create_worker
 
     def generator():  # a generator function, so napari makes a GeneratorWorker (quit, yielded)
-        return (yield from work())
+        return (yield from throttled(work()))
 
-    worker = create_worker(generator, _start_thread=False)
+    # errored is given at creation: otherwise the error is also re-raised on the main thread
+    # (a second toast and a traceback with locals on the terminal)
+    worker = create_worker(generator, _start_thread=False, _connect={"errored": on_error})
     worker.yielded.connect(on_progress)
     worker.returned.connect(on_done)
-    worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
     worker.start()
     return worker
@@ -70,29 +108,38 @@ class WorkerWidgetMixin:
 
     def _run_controls(self, run_text: str) -> list:
         """Create the run/cancel buttons, progress bar and status line (in display order)."""
-        from magicgui.widgets import Label, ProgressBar, PushButton
+        from magicgui.widgets import ProgressBar, PushButton
 
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, min=0, max=100)
-        self.status = Label(label="status", value="idle")
+        self.status = status_label("idle")
         return [self.run_button, self.cancel_button, self.progress, self.status]
 
     def _init_run_state(self) -> None:
         self.worker = None
         self.state = "idle"
+        self.result = None  # the last result (also in the napari console)
+        self._last_ui = -float("inf")
+        self._pending: Progress | None = None
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        from . import view
+
+        view.install(getattr(self, "viewer", None))
 
     def launch(self, work: Callable[[], Generator[Progress, None, Any]], on_done) -> None:
         """Start ``work()`` in a worker (or synchronously in sync mode)."""
         self.state = "running"
         self.progress.value = 0
         self.status.value = "running"
+        self._last_ui, self._pending = -float("inf"), None
         self.run_button.enabled, self.cancel_button.enabled = False, True
 
         def done(result: Any) -> None:
             if self.state != "cancelled":
+                self._pending = None
+                self.progress.value = 100
                 on_done(result)
                 self.state = "done"
 
@@ -106,16 +153,43 @@ class WorkerWidgetMixin:
             self.worker.quit()
 
     def fail(self, exc: Exception) -> None:
-        """Report an error in the status line and as a napari notification."""
+        """Report an error once: in the status line and as one napari notification."""
         self.state = "failed"
+        self._pending = None
         self.status.value = f"error: {exc}"
-        from napari.utils.notifications import show_error
-
-        show_error(f"napari-mpi {self.task_title}: {exc}")
+        report_error(f"napari-mpi {self.task_title}", exc)
 
     def _on_progress(self, step: Progress) -> None:
+        """Keep the latest step; redraw the bar and the status line at most every UI_INTERVAL."""
+        self._pending = step
+        now = time.monotonic()
+        if now - self._last_ui >= UI_INTERVAL or step.done >= step.total:
+            self._last_ui = now
+            self._show_progress(step)
+
+    def _show_progress(self, step: Progress) -> None:
+        if self.state != "running":
+            return
         self.progress.value = int(100 * step.fraction)
         self.status.value = f"{step.message} ({step.done}/{step.total})"
+
+    @property
+    def busy(self) -> bool:
+        """True while the worker runs or its result's layers are still being added."""
+        return self.state == "running" or getattr(self, "_layers_pending", 0) > 0
+
+    def add_result_layers(self, layer_data: list, then=None) -> list:
+        """Add layer-data tuples to the viewer one per event-loop turn; ``then(layers)`` after."""
+        from . import view
+
+        self._layers_pending = getattr(self, "_layers_pending", 0) + 1
+
+        def finished(layers: list) -> None:
+            self._layers_pending -= 1
+            if then is not None:
+                then(layers)
+
+        return view.add_layer_data(self.viewer, layer_data, finished)
 
     def _on_finished(self) -> None:
         self.run_button.enabled, self.cancel_button.enabled = True, False

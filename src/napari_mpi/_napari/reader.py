@@ -1,4 +1,9 @@
-"""npe2 reader: MDF calibrations, measurements and reconstructions."""
+"""npe2 reader: MDF calibrations, measurements and reconstructions.
+
+Which files it takes: every ``*.mdf`` (a file the reader cannot parse then fails with the
+:class:`~napari_mpi.io.MDFError` text, naming the file and the field, however it was opened),
+and ``*.h5`` / ``*.hdf5`` only when they look like MDF, so other HDF5 files go to other readers.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import MDFFile, is_mdf, read_mdf
-from .layers import (
-    LayerData,
-    image_layer,
-    row_label_layer,
-    spectra_layer,
-    system_matrix_layer,
-)
+from . import view
+from .layers import LayerData, calibration_layers, image_layer, spectra_layer
 
 _EXTENSIONS = (".mdf", ".h5", ".hdf5")
 
@@ -26,7 +26,10 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]]
         if len(path) != 1:
             return None
         path = path[0]
-    if not str(path).lower().endswith(_EXTENSIONS) or not is_mdf(path):
+    name = str(path).lower()
+    if name.endswith(".mdf"):
+        return read_layers  # ours, readable or not: a broken file gets the MDFError text
+    if not name.endswith(_EXTENSIONS) or not is_mdf(path):
         return None
     return read_layers
 
@@ -70,10 +73,7 @@ def layers_from_file(f: MDFFile) -> list[LayerData]:
                 stacklevel=2,
             )
             sm.metadata["display_selection"] = selection
-        return [
-            system_matrix_layer(sm, f"{stem} system matrix"),
-            row_label_layer(sm, f"{stem} row labels"),
-        ]
+        return calibration_layers(sm, stem)
     if f.kind == "measurement":
         spectra = f.spectra(background_correction=False)[:, 0]
         meta = {
@@ -81,9 +81,9 @@ def layers_from_file(f: MDFFile) -> list[LayerData]:
             "acquisition": f.acquisition,
             "num_background_frames": f.num_background_frames,
         }
-        return [spectra_layer(spectra, f.frequencies, f"{stem} spectra", meta)]
+        return [spectra_layer(spectra, f.frequencies, stem, meta)]
     if f.kind == "reconstruction":
-        return [image_layer(f.image(), f"{stem}")]
+        return [image_layer(f.image(), stem)]
     return []
 
 
@@ -91,6 +91,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     """Read an MDF file into napari layer data."""
     if isinstance(path, list):
         path = path[0]
+    view.install_current()
     with read_mdf(path) as f:
         layers = layers_from_file(f)
     if not layers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -17,9 +18,10 @@ from magicgui.widgets import (
 )
 
 from ..io import read_mdf
+from ..progress import Progress
 from ..recon import get_method, iter_reconstruct, methods
 from ..recon.selection import align_spectra, select_frequencies
-from . import _workers
+from . import _workers, view
 from .layers import image_layer
 
 if TYPE_CHECKING:
@@ -82,7 +84,7 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.calibration.changed.connect(self._toggle_files)
         self.measurement.changed.connect(self._toggle_files)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _: self.reset_choices())
+            event.connect(self._follow_layers)
         self._init_run_state()
         self._show_params(self.method.value)
         self._toggle_files()
@@ -95,6 +97,15 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
     def _measurements(self, _widget=None) -> list:
         layers = [la for la in self.viewer.layers if "spectra" in la.metadata]
         return [*[(la.name, la) for la in layers], (_FILE, _FILE)]
+
+    def _follow_layers(self, _=None) -> None:
+        """Refresh the choices; an empty '(file)' choice moves to a layer that appeared."""
+        self.reset_choices()
+        for combo, field in ((self.calibration, self.calibration_file),
+                             (self.measurement, self.measurement_file)):  # fmt: skip
+            layers = [c for c in combo.choices if c != _FILE]
+            if combo.value == _FILE and str(field.value).strip() in ("", ".") and layers:
+                combo.value = layers[-1]
 
     def _toggle_files(self, _=None) -> None:
         self.calibration_file.visible = self.calibration.value == _FILE
@@ -119,6 +130,7 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
 
     # -- inputs -------------------------------------------------------------------------------
     def _selection(self) -> dict:
+        """The frequency selection as set in the widget (ValueError for contradictory values)."""
         channels = None
         text = self.channels.value.strip().lower()
         if text not in ("", "all"):
@@ -128,68 +140,142 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
                 raise ValueError(
                     f"channels: expected 'all' or numbers like 0,1; got '{text}'"
                 ) from None
+            if any(c < 0 for c in channels):
+                raise ValueError(f"channels: channel numbers start at 0; got '{text}'")
+        low, high = self.min_khz.value, self.max_khz.value
+        if high and low > high:
+            raise ValueError(
+                f"frequency range: min frequency ({low:g} kHz) is above max frequency "
+                f"({high:g} kHz); lower the min or raise the max (0: no max)"
+            )
         return {
             "snr_threshold": self.snr_threshold.value or None,
-            "min_frequency": self.min_khz.value * 1e3 or None,
-            "max_frequency": self.max_khz.value * 1e3 or None,
+            "min_frequency": low * 1e3 or None,
+            "max_frequency": high * 1e3 or None,
             "channels": channels,
         }
 
+    def _request(self) -> dict:
+        """Everything the worker needs, read from the widget on the main thread (no file I/O).
+
+        Raises ValueError for an empty file field, contradictory selections or unknown channels
+        of a calibration layer; reading the files is left to the worker.
+        """
+        req = {"selection": self._selection(), "background": self.background.value,
+               "frames": self.frames.value}  # fmt: skip
+        cal = self.calibration.value
+        if cal is None:
+            raise ValueError("calibration: open or simulate a calibration, or choose '(file)'")
+        if cal == _FILE:
+            req["calibration_file"] = _file_field(self.calibration_file.value, "calibration file")
+        else:
+            req["system_matrix"] = cal.metadata["system_matrix"]
+            check_channels(req["selection"]["channels"], req["system_matrix"], cal.name)
+        meas = self.measurement.value
+        if meas is None:
+            raise ValueError("measurement: open or simulate a measurement, or choose '(file)'")
+        source = None if meas == _FILE else meas.metadata.get("source")
+        if meas == _FILE:
+            path = _file_field(self.measurement_file.value, "measurement file")
+            req["measurement_file"], req["name"] = path, path.stem
+        elif source and Path(source).is_file():
+            # read through the file: background frames and the drive-field check apply
+            req["measurement_file"], req["name"] = Path(source), meas.name
+        else:
+            req["spectra"] = meas.metadata["spectra"]
+            req["frequencies"] = meas.metadata["frequencies"]
+            req["name"] = meas.name
+        return req
+
     def _inputs(self):
         """(system matrix, measurements (frames, rows), name) from layers or files."""
-        sel = self._selection()
-        cal = self.calibration.value
-        if cal == _FILE:
-            path = Path(self.calibration_file.value)
-            with read_mdf(path) as f:
-                sm = f.system_matrix(background_correction=self.background.value, **sel)
-        else:
-            sm = select_frequencies(cal.metadata["system_matrix"], **sel)
-        frames_mode = self.frames.value
-        meas = self.measurement.value
-        source = None if meas == _FILE else meas.metadata.get("source")
-        if meas == _FILE or (source and Path(source).is_file()):
-            # read through the file: background frames and the drive-field check apply
-            path = Path(self.measurement_file.value) if meas == _FILE else Path(source)
-            name = path.stem if meas == _FILE else meas.name
-            with read_mdf(path) as f:
-                u = f.measurements(
-                    sm,
-                    frames=[0] if frames_mode == "first" else None,
-                    background_correction=self.background.value,
-                    average=frames_mode == "average",
-                )
-        else:
-            name = meas.name
-            u = align_spectra(meas.metadata["spectra"], meas.metadata["frequencies"], sm)
-            if frames_mode == "first":
-                u = u[:1]
-            elif frames_mode == "average":
-                u = u.mean(axis=0, keepdims=True)
-        return sm, u, name
+        return read_inputs(self._request())
 
     # -- running ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Read inputs and parameters, then reconstruct in a worker."""
+        """Check the settings, then read the inputs and reconstruct in a worker."""
         if self.state == "running":
             return
         method = self.method.value
         try:
             params = get_method(method).check_params(self.param_values())
-            sm, u, name = self._inputs()
+            req = self._request()
         except (ValueError, OSError) as exc:
             self.fail(exc)
             return
-        self.launch(
-            lambda: iter_reconstruct(sm, u, method, **params),
-            lambda image: self._add_image(image, method, name, params, sm),
+        self.launch(lambda: reconstruction_work(req, method, params), self._add_image)
+
+    def _add_image(self, result) -> None:
+        image, layer_data = result
+        self.result = image
+        meta = image.metadata
+        self.status.value = (
+            f"done: {meta['method']} of '{meta['measurement']}', {image.num_frames} frame(s), "
+            f"{meta['rows']} rows"
+        )
+        view.publish(self.viewer, last_reconstruction=image)
+        self.add_result_layers([layer_data])
+
+
+def _file_field(value, field: str) -> Path:
+    """The path in a file field; ValueError when it is empty or names no file."""
+    text = str(value).strip()
+    if text in ("", "."):
+        raise ValueError(f"{field}: empty; choose an MDF file")
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"{field}: {path} does not exist")
+    return path
+
+
+def check_channels(channels: list[int] | None, sm, name: str = "the calibration") -> None:
+    """ValueError naming the channels that ``sm`` does not have."""
+    if channels is None:
+        return
+    have = sorted({int(c) for c in np.unique(sm.channels)})
+    missing = sorted(set(channels) - set(have))
+    if missing:
+        raise ValueError(
+            f"channels: {', '.join(map(str, missing))} not in '{name}' "
+            f"(its channels: {', '.join(map(str, have))})"
         )
 
-    def _add_image(self, image, method: str, name: str, params: dict, sm) -> None:
-        from napari.layers import Layer
 
-        image.metadata.update({"measurement": name, "rows": sm.num_rows})
-        layer = Layer.create(*image_layer(image, f"{method} {name}"))
-        layer.metadata["params"] = dict(params)
-        self.viewer.add_layer(layer)
-        self.status.value = f"done: {method}, {image.num_frames} frame(s), {sm.num_rows} rows"
+def read_inputs(req: dict):
+    """(system matrix, measurements (frames, rows), name) for a request (reads files)."""
+    sel = req["selection"]
+    if "calibration_file" in req:
+        path = req["calibration_file"]
+        with read_mdf(path) as f:
+            full = f.system_matrix(background_correction=req["background"])
+        check_channels(sel["channels"], full, path.name)
+        sm = select_frequencies(full, **sel)
+    else:
+        sm = select_frequencies(req["system_matrix"], **sel)
+    frames_mode = req["frames"]
+    if "measurement_file" in req:
+        with read_mdf(req["measurement_file"]) as f:
+            u = f.measurements(
+                sm,
+                frames=[0] if frames_mode == "first" else None,
+                background_correction=req["background"],
+                average=frames_mode == "average",
+            )
+    else:
+        u = align_spectra(req["spectra"], req["frequencies"], sm)
+        if frames_mode == "first":
+            u = u[:1]
+        elif frames_mode == "average":
+            u = u.mean(axis=0, keepdims=True)
+    return sm, u, req["name"]
+
+
+def reconstruction_work(req: dict, method: str, params: dict):
+    """The worker's generator: read the inputs, reconstruct, build the layer data."""
+    yield Progress(0, 1, "reading inputs")
+    sm, u, name = read_inputs(req)
+    image = yield from iter_reconstruct(sm, u, method, **params)
+    image.metadata.update({"measurement": name, "rows": sm.num_rows})
+    layer_data = image_layer(image, method)
+    layer_data[1]["metadata"]["params"] = dict(params)
+    return image, layer_data

@@ -12,15 +12,16 @@ from ..simulation import (
     simulate_system_matrix,
 )
 from ..simulation.phantoms import make_phantom, vessel_phantom
-from .layers import LayerData, image_layer, row_label_layer, spectra_layer, system_matrix_layer
+from . import view
+from .layers import LayerData, calibration_layers, image_layer, spectra_layer
 
 
 def sample_calibration_2d() -> list[LayerData]:
     """A simulated 2D Lissajous calibration of the ``preclinical-2d`` preset on 15 x 15 voxels."""
     scanner = get_preset("preclinical-2d")
     sm = simulate_system_matrix(scanner, scanner_grid(scanner, (15, 15)))
-    name = "preclinical-2d system matrix (simulated)"
-    return [system_matrix_layer(sm, name), row_label_layer(sm, "preclinical-2d row labels")]
+    view.install_current()
+    return calibration_layers(sm, "calibration-2d")
 
 
 def sample_example_2d() -> list[LayerData]:
@@ -33,12 +34,11 @@ def sample_example_2d() -> list[LayerData]:
     meas = simulate_measurement(sm, phantom, 30.0, frames=1)
     spectra = meas.data.reshape(1, 2, -1)
     freqs = sm.acquisition.frequencies[np.unique(sm.frequency_indices)]
-    return [
-        image_layer(phantom, "example-2d phantom"),
-        system_matrix_layer(sm, "example-2d system matrix"),
-        spectra_layer(
-            spectra, freqs, "example-2d measurement (30 dB)", {"simulated_measurement": meas}
-        ),
+    view.install_current()
+    return [  # the phantom above the calibration: it is what the user looks at first
+        *calibration_layers(sm, "system matrix"),
+        image_layer(phantom, "phantom", kind="phantom"),
+        spectra_layer(spectra, freqs, "measurement (30 dB)", {"simulated_measurement": meas}),
     ]
 
 
@@ -48,7 +48,8 @@ def sample_example_3d() -> list[LayerData]:
     grid = scanner_grid(scanner, (32, 32, 16))
     phantom = vessel_phantom(grid, seed=1)
     scan = layered_scan(phantom, gradient=3.0)
+    view.install_current()
     return [
-        image_layer(phantom, "example-3d vessel phantom"),
-        image_layer(scan, "example-3d layered x-space scan"),
+        image_layer(phantom, "vessel phantom", kind="phantom"),
+        image_layer(scan, "layered scan", kind="xspace"),
     ]

@@ -12,6 +12,7 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     LineEdit,
+    PushButton,
     SpinBox,
 )
 
@@ -26,9 +27,9 @@ from ..simulation import (
     native_image,
     scanner_grid,
 )
-from ..simulation.phantoms import make_phantom
-from . import _workers
-from .layers import image_layer, row_label_layer, spectra_layer, system_matrix_layer
+from ..simulation.phantoms import PHANTOM_SPEC_HELP, make_phantom
+from . import _workers, view
+from .layers import calibration_layers, image_layer, spectra_layer
 from .writer import image_from_layer_data
 
 if TYPE_CHECKING:
@@ -70,7 +71,11 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         self.phantom_kind = ComboBox(
             label="phantom", choices=[*_PHANTOM_EXAMPLES, _FROM_LAYER], value="two points"
         )
-        self.phantom_spec = LineEdit(label="phantom SPEC", value=_PHANTOM_EXAMPLES["two points"])
+        self.phantom_spec = LineEdit(
+            label="phantom SPEC", value=_PHANTOM_EXAMPLES["two points"], tooltip=PHANTOM_SPEC_HELP
+        )
+        self.spec_help = PushButton(text="SPEC syntax...", tooltip=PHANTOM_SPEC_HELP)
+        self.spec_help.clicked.connect(self._show_spec_help)
         self.phantom_layer = ComboBox(label="phantom layer", choices=self._image_layers)
         self.snr = FloatSpinBox(label="SNR (dB)", value=30.0, min=-20.0, max=120.0, step=1.0)
         self.frames = SpinBox(label="frames", value=1, min=1, max=10000)
@@ -81,7 +86,7 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         self.extend(
             [
                 self.preset, self.gradient, self.drive_mt, self.diameter_nm,
-                self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec,
+                self.nx, self.ny, self.nz, self.phantom_kind, self.phantom_spec, self.spec_help,
                 self.phantom_layer, self.snr, self.frames, self.background, self.subvoxels,
                 self.want_sm, self.want_xspace, *self._run_controls("Simulate"),
             ]
@@ -112,9 +117,23 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
     def _on_phantom_kind(self, kind: str) -> None:
         from_layer = kind == _FROM_LAYER
         self.phantom_layer.visible = from_layer
-        self.phantom_spec.visible = not from_layer
+        self.phantom_spec.visible = self.spec_help.visible = not from_layer
         if not from_layer:
             self.phantom_spec.value = _PHANTOM_EXAMPLES[kind]
+
+    def _show_spec_help(self) -> None:
+        """Show the SPEC syntax next to the help button (it is also the field's tooltip)."""
+        from qtpy.QtWidgets import QToolTip
+
+        button = self.spec_help.native
+        QToolTip.showText(button.mapToGlobal(button.rect().bottomLeft()), PHANTOM_SPEC_HELP)
+
+    def fail(self, exc: Exception) -> None:
+        """Report the error; the long SPEC syntax stays in the help button, not the status."""
+        text = str(exc)
+        if PHANTOM_SPEC_HELP in text:
+            exc = ValueError(text.replace(PHANTOM_SPEC_HELP, "").strip() + " (see 'SPEC syntax')")
+        super().fail(exc)
 
     # -- running ------------------------------------------------------------------------------
     def _scanner(self):
@@ -156,7 +175,10 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
             else:
                 xspace = native_image(meas.phantom, scanner.gradient, particles)
             yield Progress(1, 1, "x-space image")
-        return {"system_matrix": sm, "measurement": meas, "xspace": xspace, "scanner": scanner}
+        result = {"system_matrix": sm, "measurement": meas, "xspace": xspace, "scanner": scanner}
+        yield Progress(0, 1, "preparing layers")
+        result["layers"] = self.layer_data(result, params["want_sm"])
+        return result
 
     def start(self) -> None:
         """Read the parameters and start the simulation (errors go to the status line)."""
@@ -176,6 +198,7 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
             "background": int(self.background.value),
             "subvoxels": int(self.subvoxels.value),
             "xspace": bool(self.want_xspace.value),
+            "want_sm": bool(self.want_sm.value),
         }
         self.launch(lambda: self._work(scanner, grid, phantom, particles, params), self._on_done)
 
@@ -186,22 +209,15 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
             f"done: {result['system_matrix'].num_rows} rows, {meas.data.shape[0]} frame(s) at "
             f"{meas.snr_db:g} dB"
         )
+        self.result = result
+        view.publish(self.viewer, last_simulation=result)
 
-    def _add(self, layer_data) -> object:
-        from napari.layers import Layer
-
-        layer = Layer.create(*layer_data)
-        self.viewer.add_layer(layer)
-        return layer
-
-    def add_layers(self, result: dict) -> list:
-        """Add the phantom, system-matrix, measurement and x-space layers of a result."""
-        sm, meas, scanner = result["system_matrix"], result["measurement"], result["scanner"]
-        tag = scanner.name
-        added = [self._add(image_layer(meas.phantom, f"{tag} phantom"))]
-        if self.want_sm.value:
-            added.append(self._add(system_matrix_layer(sm, f"{tag} system matrix")))
-            added.append(self._add(row_label_layer(sm, f"{tag} row labels")))
+    @staticmethod
+    def layer_data(result: dict, want_sm: bool = True) -> list:
+        """Layer-data tuples of a result (built in the worker; adding them is cheap)."""
+        sm, meas = result["system_matrix"], result["measurement"]
+        layers = calibration_layers(sm, "system matrix") if want_sm else []
+        layers.append(image_layer(meas.phantom, "phantom", kind="phantom"))  # drawn above
         channels = np.unique(sm.channels)
         bins = np.unique(sm.frequency_indices)
         spectra = np.zeros((meas.data.shape[0], channels.size, bins.size), dtype=np.complex64)
@@ -209,9 +225,21 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         rows_k = np.searchsorted(bins, sm.frequency_indices)
         spectra[:, rows_c, rows_k] = meas.data
         freqs = sm.acquisition.frequencies[bins]
-        meta = {"simulated_measurement": meas, "snr_db": meas.snr_db}
-        name = f"{tag} measurement ({meas.snr_db:g} dB)"
-        added.append(self._add(spectra_layer(spectra, freqs, name, meta)))
+        meta = {"simulated_measurement": meas, "snr_db": meas.snr_db,
+                "scanner": result["scanner"].name}  # fmt: skip
+        name = f"measurement ({meas.snr_db:g} dB)"
+        layers.append(spectra_layer(spectra, freqs, name, meta))
         if result.get("xspace") is not None:
-            added.append(self._add(image_layer(result["xspace"], f"{tag} x-space")))
-        return added
+            layers.append(image_layer(result["xspace"], "x-space", kind="xspace"))
+        for _, kwargs, _ in layers:
+            kwargs["metadata"].setdefault("scanner", result["scanner"].name)
+        return layers
+
+    def add_layers(self, result: dict) -> list:
+        """Add the phantom, system-matrix, measurement and x-space layers of a result.
+
+        They arrive one per event-loop turn (all at once in synchronous mode); returns those
+        added so far.
+        """
+        data = result.get("layers") or self.layer_data(result, self.want_sm.value)
+        return self.add_result_layers(data)

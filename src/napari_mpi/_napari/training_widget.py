@@ -22,14 +22,15 @@ from ..io import read_mdf
 from ..nn.checkpoint import CARD, WEIGHTS, read_card
 from ..recon.training_config import check_snr_range
 from . import _workers
-from ._plot import dock_canvas
+from ._plot import dock_canvas, style_axes
 
 if TYPE_CHECKING:
     import napari
 
 _FILE = "(file)"
 #: Seconds between two redraws of the loss plot (every point is kept; only drawing waits).
-REDRAW_INTERVAL = 0.5
+#: A redraw costs ~0.1-0.3 s of the main thread (more while the worker competes for the GIL).
+REDRAW_INTERVAL = 2.0
 #: choices offered for a config's ``device``
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -85,6 +86,10 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
+        # torch is imported when the widget opens: imported by the worker, its start-up holds
+        # the GIL for seconds and freezes napari (measured by bench_gui_responsiveness.py)
+        import torch  # noqa: F401
+
         from ..nn.trainers import get_trainable, options, trainables
 
         names = trainable_names()
@@ -134,7 +139,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key = ""
         self.card: dict | None = None
-        self._canvas = None
+        # the plot's canvas exists from the start: docked later, it would re-lay out the
+        # window (and repaint napari's canvas) in the middle of a training
+        self._canvas = dock_canvas(self, None)
         self._last_draw = 0.0
         self._written: dict | None = None
         self._previous = self.method.value
@@ -365,6 +372,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         fig = self._canvas.figure
         fig.clear()
         ax = fig.add_subplot(111)
+        style_axes(fig, [ax], self.viewer)
         h = self.history
         if h["loss"]:
             ax.plot(h["step"], h["loss"], lw=0.8, color="tab:blue", label="training loss")
@@ -374,6 +382,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         ax.set_ylabel("training loss")
         if h["val"]:
             ax2 = ax.twinx()
+            style_axes(fig, [ax2], self.viewer)
+            ax2.grid(False)
             label = (
                 "validation PSNR (dB)" if self.val_key == "val_psnr_db" else "validation gain (dB)"
             )

@@ -1,4 +1,9 @@
-"""npe2 writer: image layers as MDF reconstructions."""
+"""npe2 writer: image layers as MDF reconstructions.
+
+napari's save dialog has already asked before replacing a file, so the writer replaces it
+(the core writes safely: a failed write leaves the old file). Layers that are not images in
+physical space are refused with the reason: calibration stacks, measurements, RGB images.
+"""
 
 from __future__ import annotations
 
@@ -48,12 +53,44 @@ def image_from_layer_data(data: np.ndarray, meta: dict) -> MPIImage:
     return MPIImage(data=vol.astype(np.float32), fov=fov, center=center, metadata=extra)
 
 
+class LayerNotSavableError(TypeError):
+    """A layer that is not an image in physical space was given to the MDF writer.
+
+    Not a ValueError: napari takes a writer's ValueError for "no writer" and drops its text.
+    """
+
+
+_NOT_IMAGES = {
+    "calibration": "it is a system-matrix stack (one slice per row, not an image in space); "
+    "save the calibration with napari_mpi.write_mdf(path, layer.metadata['system_matrix'])",
+    "measurement": "it holds measured spectra (channel x frame x frequency), not an image",
+    "row_labels": "it holds the row labels of a calibration, not an image",
+}
+
+
+def refusal(meta: dict) -> str | None:
+    """Why a layer (its layer-data attributes) cannot be saved as a reconstruction, or None."""
+    kind = (meta.get("metadata") or {}).get("kind")
+    if kind in _NOT_IMAGES:
+        return _NOT_IMAGES[kind]
+    if meta.get("rgb"):
+        return "it is an RGB(A) picture; MDF reconstructions hold concentrations, one per voxel"
+    return None
+
+
 def write_image_layer(path: str, data: np.ndarray, meta: dict) -> list[str]:
-    """Save an image layer as an MDF 2.1 reconstruction; refuses to replace an existing file."""
+    """Save an image layer as an MDF 2.1 reconstruction, replacing an existing file.
+
+    Raises :class:`LayerNotSavableError` (naming the layer and the reason) for layers that
+    are not images in physical space.
+    """
+    reason = refusal(meta)
+    if reason is not None:
+        raise LayerNotSavableError(f"cannot save layer '{meta.get('name', '')}' as MDF: {reason}")
     image = image_from_layer_data(data, meta)
     image.metadata.setdefault("layer_name", str(meta.get("name", "")))
     target = Path(path)
     if target.suffix.lower() not in (".mdf", ".h5", ".hdf5"):
         target = target.with_suffix(".mdf")
-    write_reconstruction(target, image, overwrite=False)
+    write_reconstruction(target, image, overwrite=True)
     return [str(target)]
