@@ -30,8 +30,13 @@ class Acquisition:
         Number of receive channels (MDF's C).
     drive_phase : array of float, shape (D,), optional
         Drive-field phase per channel (rad). Zeros when not given.
-    gradient : array of float, shape (3,), optional
-        Selection-field gradient strength along x, y, z (T/m/mu0).
+    gradient : array of float, shape (3,) or (3, 3), optional
+        Selection-field gradient (T/m/mu0): its diagonal, the strengths along x, y, z, or the
+        full 3 x 3 Jacobian of MDF's ``acquisition/gradient`` (row i, column j: dH_i/dx_j).
+        Stored as the diagonal; the full matrix is :attr:`gradient_matrix`.
+    gradient_matrix : array of float, shape (3, 3), optional
+        The full gradient matrix. Filled from ``gradient`` when not given (diag(gradient) for a
+        diagonal); when both are given, ``gradient`` must be its diagonal.
     num_periods : int
         Drive-field periods (patches) per frame (MDF's J).
     num_averages : int
@@ -52,6 +57,7 @@ class Acquisition:
     num_averages: int = 1
     waveform: str = "sine"
     extra: dict = field(default_factory=dict)
+    gradient_matrix: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.base_frequency = float(self.base_frequency)
@@ -60,13 +66,21 @@ class Acquisition:
         if self.drive_phase is None:
             self.drive_phase = np.zeros(self.dividers.shape, dtype=np.float64)
         self.drive_phase = np.atleast_1d(np.asarray(self.drive_phase, dtype=np.float64))
-        if self.gradient is not None:
-            self.gradient = np.asarray(self.gradient, dtype=np.float64).reshape(3)
+        self._set_gradient()
         self.num_sampling_points = int(self.num_sampling_points)
         self.bandwidth = float(self.bandwidth)
         self.num_receive_channels = int(self.num_receive_channels)
         self.num_periods = int(self.num_periods)
         self.num_averages = int(self.num_averages)
+        finite = {
+            "base_frequency": self.base_frequency,
+            "bandwidth": self.bandwidth,
+            "drive_strength": self.drive_strength,
+            "drive_phase": self.drive_phase,
+        }
+        for name, value in finite.items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"Acquisition.{name} must be finite, got {value!r}")
         checks = {
             "base_frequency": self.base_frequency > 0,
             "num_sampling_points": self.num_sampling_points >= 2,
@@ -87,6 +101,41 @@ class Acquisition:
                     f"Acquisition.{name} must have one entry per drive channel ({d}), "
                     f"got shape {getattr(self, name).shape}"
                 )
+
+    def _set_gradient(self) -> None:
+        """Normalise ``gradient`` (diagonal, (3,)) and ``gradient_matrix`` ((3, 3))."""
+        grad, matrix = self.gradient, self.gradient_matrix
+        if grad is not None:
+            grad = np.asarray(grad, dtype=np.float64)
+            if grad.shape == (3, 3):
+                if matrix is None:
+                    matrix = grad
+                grad = np.diag(grad).copy()
+            elif grad.size == 3:
+                grad = grad.reshape(3)
+            else:
+                raise ValueError(
+                    f"Acquisition.gradient must have shape (3,) or (3, 3), got {grad.shape}"
+                )
+        if matrix is not None:
+            matrix = np.asarray(matrix, dtype=np.float64)
+            if matrix.shape != (3, 3):
+                raise ValueError(
+                    f"Acquisition.gradient_matrix must have shape (3, 3), got {matrix.shape}"
+                )
+            if grad is None:
+                grad = np.diag(matrix).copy()
+            elif not np.allclose(np.diag(matrix), grad, rtol=1e-9, atol=0.0):
+                raise ValueError(
+                    f"Acquisition.gradient {grad.tolist()} is not the diagonal of "
+                    f"gradient_matrix {matrix.tolist()}"
+                )
+        elif grad is not None:
+            matrix = np.diag(grad)
+        for name, value in (("gradient", grad), ("gradient_matrix", matrix)):
+            if value is not None and not np.all(np.isfinite(value)):
+                raise ValueError(f"Acquisition.{name} must be finite, got {value.tolist()}")
+        self.gradient, self.gradient_matrix = grad, matrix
 
     @property
     def num_drive_channels(self) -> int:

@@ -8,6 +8,37 @@ from ..acquisition import Acquisition
 from ._fields import FieldReader
 from .errors import MDFError
 
+#: Plausibility bounds on declared sizes, checked before anything depends on them.
+MAX_SAMPLING_POINTS = 2**26
+MAX_RECEIVE_CHANNELS = 4096
+MAX_DRIVE_CHANNELS = 64
+
+
+def parse_gradient(f: FieldReader, g: np.ndarray) -> np.ndarray:
+    """The 3 x 3 gradient matrix of the first period from any layout of ``acquisition/gradient``.
+
+    Layouts: MDF 2.1's J x Y x 3 x 3 (also J x 3 x 3 and a bare 3 x 3), and the legacy
+    diagonal layouts (3,), (1, 3) and J x 1 x 3, read as diag(gx, gy, gz).
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Row i, column j: dH_i / dx_j (T/m/mu0).
+    """
+    field = "acquisition/gradient"
+    if g.ndim >= 2 and g.shape[-2:] == (3, 3) and g.ndim <= 4:
+        matrix = g.reshape(-1, 3, 3)[0]
+    elif g.size and g.shape[-1] == 3 and g.ndim <= 3 and (g.ndim < 3 or g.shape[1] == 1):
+        matrix = np.diag(g.reshape(-1, 3)[0])
+    else:
+        raise f.error(
+            field,
+            f"expected J x Y x 3 x 3 values (or the legacy (1, 3) / J x 1 x 3), found {g.shape}",
+        )
+    if not np.all(np.isfinite(matrix)):
+        raise f.error(field, f"expected finite values, found {matrix.tolist()}")
+    return matrix
+
 
 def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
     """The drive-field and receiver settings of an open MDF file.
@@ -29,8 +60,15 @@ def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
         Naming the field when a required field is missing or malformed.
     """
     df, rx = "acquisition/drivefield", "acquisition/receiver"
-    dividers = f.array(f"{df}/divider", kind="i")
+    dividers = f.array(f"{df}/divider", kind="i", ndim=(0, 1, 2))
     num_drive = dividers.shape[0] if dividers.ndim else 1
+    if dividers.size == 0 or num_drive == 0 or dividers.size % num_drive:
+        raise f.error(f"{df}/divider", f"expected D x F dividers, found shape {dividers.shape}")
+    if num_drive > MAX_DRIVE_CHANNELS:
+        raise f.error(
+            f"{df}/divider",
+            f"declares {num_drive} drive channels, more than the {MAX_DRIVE_CHANNELS} supported",
+        )
     dividers = dividers.reshape(num_drive, -1)[:, 0]
 
     def per_drive_channel(field: str, default: float) -> np.ndarray:
@@ -51,10 +89,7 @@ def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
 
     gradient = None
     if f.has("acquisition/gradient"):
-        g = f.array("acquisition/gradient")
-        if g.size % 3 or g.size == 0:
-            raise f.error("acquisition/gradient", f"expected (..., 3) values, found {g.shape}")
-        gradient = g.reshape(-1, 3)[0]
+        gradient = parse_gradient(f, f.array("acquisition/gradient"))
     if is_v1:
         num_periods = 1
         num_averages = int(f.number(f"{df}/averages", integer=True, default=1))
@@ -65,15 +100,29 @@ def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
             num_periods = f.number("acquisition/numPeriods", integer=True, default=1)
         num_averages = f.number("acquisition/numAverages", integer=True, default=1)
     waveform = f.string(f"{df}/waveform", default="sine") or "sine"
+    num_samples = f.number(f"{rx}/numSamplingPoints", integer=True)
+    if num_samples > MAX_SAMPLING_POINTS:
+        raise f.error(
+            f"{rx}/numSamplingPoints",
+            f"declares {num_samples} samples per period, more than the {MAX_SAMPLING_POINTS} "
+            "supported",
+        )
+    num_channels = f.number(f"{rx}/numChannels", integer=True)
+    if num_channels > MAX_RECEIVE_CHANNELS:
+        raise f.error(
+            f"{rx}/numChannels",
+            f"declares {num_channels} receive channels, more than the {MAX_RECEIVE_CHANNELS} "
+            "supported",
+        )
     try:
         return Acquisition(
             base_frequency=f.number(f"{df}/baseFrequency"),
             dividers=dividers,
             drive_strength=per_drive_channel(f"{df}/strength", 0.0),
             drive_phase=per_drive_channel(f"{df}/phase", 0.0),
-            num_sampling_points=f.number(f"{rx}/numSamplingPoints", integer=True),
+            num_sampling_points=num_samples,
             bandwidth=f.number(f"{rx}/bandwidth"),
-            num_receive_channels=f.number(f"{rx}/numChannels", integer=True),
+            num_receive_channels=num_channels,
             gradient=gradient,
             num_periods=num_periods,
             num_averages=num_averages,

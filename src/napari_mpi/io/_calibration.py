@@ -14,6 +14,7 @@ from ._measurement import (
     conversion_factors,
     transfer_function_values,
 )
+from .errors import MDFError
 
 if TYPE_CHECKING:
     from .mdf_reader import MDFFile
@@ -56,6 +57,13 @@ def read_system_matrix(
         raise mdf._f.error("measurement/isBackgroundFrame", "marks every frame as background")
     stored_bins = mdf.stored_frequency_indices
     num_k = stored_bins.size
+    candidates = layout.num_periods * layout.num_channels * num_k
+    mdf._f.check_memory(
+        candidates * 64.0,
+        layout.field,
+        f"the row bookkeeping of {candidates} candidate rows",
+        "the file declares an implausible number of periods, channels or frequencies",
+    )
     # candidate rows: every (period, channel, stored frequency)
     jj, cc, kk = np.meshgrid(
         np.arange(layout.num_periods),
@@ -64,7 +72,7 @@ def read_system_matrix(
         indexing="ij",
     )
     jj, cc, kk = jj.ravel(), cc.ravel(), kk.ravel()
-    freqs = acq.frequencies[stored_bins[kk]]
+    freqs = stored_bins[kk] / acq.cycle
     keep = np.ones(jj.size, dtype=bool)
     if channels is not None:
         wanted = np.atleast_1d(np.asarray(channels, dtype=np.int64))
@@ -86,6 +94,8 @@ def read_system_matrix(
     snr = None if stored_snr is None else stored_snr[jj, cc, kk]
     positions = kk if layout.fourier else stored_bins[kk]
     conversion = conversion_factors(mdf, layout)
+    if snr is None and snr_threshold is not None and float(snr_threshold) <= 0:
+        snr_threshold = None  # every SNR is >= 0: no SNR selection, nothing to estimate
     if snr is None and snr_threshold is not None:
         if bg_idx.size < 2:
             raise mdf._f.error(
@@ -102,12 +112,21 @@ def read_system_matrix(
         keep &= snr >= float(snr_threshold)
     rows = np.flatnonzero(keep)
     if rows.size == 0:
-        raise ValueError(
-            f"{mdf.path}: the frequency selection (snr_threshold={snr_threshold}, "
+        raise MDFError(
+            mdf.path,
+            None,
+            f"the frequency selection (snr_threshold={snr_threshold}, "
             f"min_frequency={min_frequency}, max_frequency={max_frequency}, "
-            f"channels={channels}) leaves no rows"
+            f"channels={channels}) leaves no rows",
         )
     all_frames = np.arange(layout.num_frames)
+    mdf._f.check_memory(
+        rows.size * layout.num_frames * 8.0 * 2,
+        layout.field,
+        f"the system matrix ({rows.size} rows x {layout.num_frames} frames, complex64, with its "
+        "working copy)",
+        "select fewer rows (min_frequency/max_frequency, snr_threshold, channels)",
+    )
     with mdf._f.guard(layout.field):
         data = layout.read_selection(jj[rows], cc[rows], positions[rows], all_frames, conversion)
     bins = stored_bins[kk[rows]]
@@ -128,26 +147,43 @@ def read_system_matrix(
     group = "calibration"
     shape, fov, center, perm = read_grid(mdf._f, group, fg_idx.size)
     matrix = fg if np.array_equal(perm, np.arange(perm.size)) else fg[:, perm]
-    return SystemMatrix(
-        matrix=matrix,
-        channels=cc[rows],
-        frequency_indices=bins,
-        frequencies=acq.frequencies[bins],
-        periods=jj[rows],
-        grid_shape=shape,
-        fov=fov,
-        center=center,
-        snr=snr_rows,
-        acquisition=acq,
-        background=bg,
-        background_corrected=bool(subtract_bg or bg_already),
-        transfer_function_corrected=bool(transfer_function_correction or tf_done),
-        source=str(mdf.path),
-        metadata={
-            "calibration_method": mdf._f.string("calibration/method", default=None),
-            "mdf_version": mdf.version,
-        },
-    )
+    try:
+        return SystemMatrix(
+            matrix=matrix,
+            channels=cc[rows],
+            frequency_indices=bins,
+            frequencies=bins / acq.cycle,
+            periods=jj[rows],
+            grid_shape=shape,
+            fov=fov,
+            center=center,
+            snr=snr_rows,
+            acquisition=acq,
+            background=bg,
+            background_corrected=bool(subtract_bg or bg_already),
+            transfer_function_corrected=bool(transfer_function_correction or tf_done),
+            source=str(mdf.path),
+            metadata={
+                "calibration_method": mdf._f.string("calibration/method", default=None),
+                "mdf_version": mdf.version,
+                "mdf_groups": provenance(mdf),
+            },
+        )
+    except ValueError as exc:
+        if isinstance(exc, MDFError):
+            raise
+        raise MDFError(mdf.path, "calibration", str(exc)) from None
+
+
+def provenance(mdf: MDFFile) -> dict:
+    """The study, experiment, tracer and scanner groups and the acquisition start time, so that
+    a writer can carry them over unchanged."""
+    meta = mdf.metadata
+    groups = {g: dict(meta.get(g) or {}) for g in ("study", "experiment", "tracer", "scanner")}
+    start = (meta.get("acquisition") or {}).get("startTime")
+    if isinstance(start, str):
+        groups["acquisition"] = {"startTime": start}
+    return groups
 
 
 def estimate_snr(
@@ -159,6 +195,12 @@ def estimate_snr(
     keys = np.stack([jj, cc], axis=1)
     for j, c in np.unique(keys, axis=0):
         rows = np.flatnonzero((jj == j) & (cc == c))
+        mdf._f.check_memory(
+            rows.size * frames.size * 8.0 * 2,
+            layout.field,
+            f"estimating the SNR of {rows.size} rows over {frames.size} frames",
+            "select fewer rows (min_frequency/max_frequency, channels) before the SNR threshold",
+        )
         with mdf._f.guard(layout.field):
             data = layout.read_selection(
                 jj[rows], cc[rows], positions[rows], frames, conversion, max_gap=10**9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._fields import FieldReader
@@ -40,7 +42,7 @@ def read_grid(
             size_xyz = np.array([num_voxels, 1, 1])
     else:
         size_xyz = np.array([num_voxels, 1, 1])
-    if np.any(size_xyz < 1) or int(np.prod(size_xyz)) != num_voxels:
+    if np.any(size_xyz < 1) or math.prod(int(n) for n in size_xyz) != num_voxels:
         raise f.error(
             f"{group}/size",
             f"grid {size_xyz.tolist()} (x, y, z) has {int(np.prod(size_xyz))} voxels but the "
@@ -56,6 +58,11 @@ def read_grid(
         if f.has(f"{group}/fieldOfViewCenter")
         else np.zeros(3)
     )
+    for name, value in (("fieldOfView", fov), ("fieldOfViewCenter", center)):
+        if not np.all(np.isfinite(value)):
+            raise f.error(f"{group}/{name}", f"expected finite values, found {value.tolist()}")
+    if np.any(fov < 0):
+        raise f.error(f"{group}/fieldOfView", f"expected sizes >= 0, found {fov.tolist()}")
     order = (f.string(f"{group}/order", default="xyz") or "xyz").strip().lower()
     if sorted(order) != ["x", "y", "z"]:
         raise f.error(f"{group}/order", f"expected a permutation of 'xyz', found '{order}'")

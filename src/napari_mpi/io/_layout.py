@@ -251,6 +251,7 @@ def build_layout(f: FieldReader, acq: Acquisition, *, is_v1: bool, kind: str) ->
         else:
             raise f.error("measurement/data", "this file holds no measurement data")
         ds = f.dataset(field)
+        f.check_size(ds, field, whole_field=False)
         trailing = fourier and complex_kind(ds) == "real"
         expected_ndim = 3 + int(trailing)
         if ds.ndim != expected_ndim or (trailing and ds.shape[-1] != 2):
@@ -264,6 +265,7 @@ def build_layout(f: FieldReader, acq: Acquisition, *, is_v1: bool, kind: str) ->
     else:
         field = "measurement/data"
         ds = f.dataset(field)
+        f.check_size(ds, field, whole_field=False)
         if f.flag("measurement/isSparsityTransformed"):
             raise f.error(
                 "measurement/isSparsityTransformed",

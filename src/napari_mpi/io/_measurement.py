@@ -105,10 +105,12 @@ def read_measurements(
         1.0, float(np.max(system_matrix.frequencies, initial=1.0))
     )
     stored_bins = mdf.stored_frequency_indices
-    lookup = np.full(acq.num_frequencies, -1, dtype=np.int64)
-    lookup[stored_bins] = np.arange(stored_bins.size)
     in_range = (row_bins >= 0) & (row_bins < acq.num_frequencies) & ~off_grid
-    pos = np.where(in_range, lookup[np.clip(row_bins, 0, acq.num_frequencies - 1)], -1)
+    if stored_bins.size:
+        where = np.clip(np.searchsorted(stored_bins, row_bins), 0, stored_bins.size - 1)
+        pos = np.where(in_range & (stored_bins[where] == row_bins), where, -1)
+    else:
+        pos = np.full(row_bins.shape, -1, dtype=np.int64)
     missing = pos < 0
     if np.any(missing):
         freqs = np.unique(system_matrix.frequencies[missing])
@@ -145,6 +147,13 @@ def read_measurements(
     read_frames = np.unique(np.concatenate([wanted, bg_stored if subtract_bg else []]))
     read_frames = read_frames.astype(np.int64)
     positions = pos if layout.fourier else stored_bins[pos]
+    mdf._f.check_memory(
+        read_frames.size * system_matrix.num_rows * 8.0 * 2,
+        layout.field,
+        f"the measurements ({read_frames.size} frames x {system_matrix.num_rows} rows, "
+        "complex64, with a working copy)",
+        "select fewer frames (frames=...) or fewer system-matrix rows",
+    )
     with mdf._f.guard(layout.field):
         data = layout.read_selection(
             system_matrix.periods,
@@ -180,6 +189,12 @@ def read_spectra(
     pool = order if include_background else order[~bg_mask[order]]
     wanted = pool[select_frames(frames, pool.size, mdf.path)]
     bins = mdf.stored_frequency_indices
+    mdf._f.check_memory(
+        layout.num_periods * layout.num_channels * bins.size * 24.0,
+        layout.field,
+        "the index arrays of every (period, channel, frequency)",
+        "the file declares an implausible number of periods, channels or frequencies",
+    )
     jj, cc, kk = (
         a.ravel()
         for a in np.meshgrid(
@@ -198,6 +213,13 @@ def read_spectra(
     read_frames = np.unique(np.concatenate([wanted, bg_stored if subtract else []]))
     read_frames = read_frames.astype(np.int64)
     positions = kk if layout.fourier else bins[kk]
+    mdf._f.check_memory(
+        read_frames.size * jj.size * 8.0 * 2,
+        layout.field,
+        f"the spectra ({read_frames.size} frames x {jj.size} (period, channel, frequency) "
+        "values, complex64, with a working copy)",
+        "select fewer frames (frames=...)",
+    )
     with mdf._f.guard(layout.field):
         data = layout.read_selection(
             jj, cc, positions, read_frames, conversion_factors(mdf, layout)
@@ -213,7 +235,9 @@ def read_spectra(
 def select_frames(frames, total: int, path: Path) -> np.ndarray:
     """Turn a frame selection into 0-based indices, with clear errors."""
     if total == 0:
-        raise ValueError(f"{path}: holds no foreground frames")
+        raise MDFError(
+            path, "measurement/isBackgroundFrame", "marks every frame as background: no foreground"
+        )
     if frames is None:
         return np.arange(total)
     if isinstance(frames, slice):

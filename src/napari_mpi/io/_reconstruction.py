@@ -11,6 +11,7 @@ from ._fields import FieldReader
 from ._grid import read_grid
 from ._h5 import compound_to_complex
 from ._layout import complex_kind
+from .errors import MDFError
 
 if TYPE_CHECKING:
     from .mdf_reader import MDFFile
@@ -42,6 +43,13 @@ def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
     kind = complex_kind(ds)
     if kind == "real" and ds.dtype.kind not in "iufb":
         raise mdf._f.error("reconstruction/data", f"expected numbers, found {ds.dtype}")
+    mdf._f.check_size(ds, "reconstruction/data", whole_field=False)
+    mdf._f.check_memory(
+        float(q) * p * s * ds.dtype.itemsize * 2,
+        "reconstruction/data",
+        f"the reconstruction ({q} frames x {p} voxels x {s} channels)",
+        "read it with h5py in parts",
+    )
     with mdf._f.guard("reconstruction/data"):
         raw = np.asarray(ds[()]).reshape(q, p, s)[:, :, channel]
     if raw.dtype.names is not None:
@@ -54,4 +62,7 @@ def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
     if mdf._f.has("reconstruction/isOverscanRegion"):
         mask = mdf._f.array("reconstruction/isOverscanRegion", kind="i", size=p)
         meta["is_overscan_region"] = mask.reshape(-1)[perm].reshape(shape).astype(bool)
-    return MPIImage(data=data, fov=fov, center=center, metadata=meta)
+    try:
+        return MPIImage(data=data, fov=fov, center=center, metadata=meta)
+    except ValueError as exc:
+        raise MDFError(mdf.path, "reconstruction", str(exc)) from None

@@ -26,3 +26,7 @@ class MDFError(ValueError):
         where = self.path or "<MDF>"
         text = f"{where}: field '{field}': {message}" if field else f"{where}: {message}"
         super().__init__(text)
+
+
+class MDFFileNotFoundError(MDFError, FileNotFoundError):
+    """The MDF file does not exist: both an :class:`MDFError` and a ``FileNotFoundError``."""

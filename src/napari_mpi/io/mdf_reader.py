@@ -33,6 +33,7 @@ from ._fields import FieldReader
 from ._grid import read_grid
 from ._layout import DataLayout, build_layout
 from ._measurement import background_mask, read_measurements, read_spectra
+from ._paths import check_regular_file
 from ._reconstruction import read_image, reco_shape
 from .errors import MDFError
 
@@ -58,10 +59,10 @@ def read_mdf(path: str | PathLike) -> MDFFile:
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
     MDFError
-        If the file is not HDF5, is truncated, or is not an MDF file.
+        If the file is not HDF5, is truncated, is not an MDF file, or is not a regular file
+        (a folder, a FIFO, a device); :class:`MDFFileNotFoundError` (an MDFError and a
+        ``FileNotFoundError``) if ``path`` does not exist.
 
     Examples
     --------
@@ -72,13 +73,18 @@ def read_mdf(path: str | PathLike) -> MDFFile:
 
 
 def is_mdf(path: str | PathLike) -> bool:
-    """True when ``path`` is an HDF5 file that looks like MDF (has ``/version`` and MDF groups)."""
+    """True when ``path`` is a regular HDF5 file that looks like MDF (``/version`` and an MDF
+    group). Never raises: anything that cannot be checked (a FIFO, a device, a corrupt file,
+    a bad name) is not MDF."""
     try:
-        with h5py.File(path, "r") as h5:
-            return "version" in h5 and any(
-                g in h5 for g in ("acquisition", "measurement", "calibration", "reconstruction")
+        p = Path(path)
+        size = check_regular_file(p)
+        with h5py.File(p, "r") as h5:
+            f = FieldReader(h5, p, size)
+            return f.has("version") and any(
+                f.has(g) for g in ("acquisition", "measurement", "calibration", "reconstruction")
             )
-    except (OSError, ValueError):
+    except Exception:  # a yes/no question: any failure means "not MDF"
         return False
 
 
@@ -106,18 +112,19 @@ class MDFFile:
     """
 
     def __init__(self, path: str | PathLike) -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise MDFError(self.path, None, "is a directory, expected an MDF (HDF5) file")
+        try:
+            self.path = Path(path)
+        except TypeError as exc:
+            raise MDFError(None, None, f"expected a path, got {type(path).__name__}") from exc
+        size = check_regular_file(self.path)
         try:
             self._h5 = h5py.File(self.path, "r")
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # h5py raises several types for bad files
+            text = str(exc).split("\n")[0][:300]
             raise MDFError(
-                self.path, None, f"cannot be opened as HDF5 (not HDF5, or truncated): {exc}"
+                self.path, None, f"cannot be opened as HDF5 (not HDF5, or truncated): {text}"
             ) from exc
-        self._f = FieldReader(self._h5, self.path)
+        self._f = FieldReader(self._h5, self.path, size)
         try:
             self.version = self._f.string("version")
             if self.version is None:
@@ -226,7 +233,7 @@ class MDFFile:
     def frequencies(self) -> np.ndarray | None:
         """Frequencies of the stored bins (Hz); None when the file holds no signal data."""
         bins = self.stored_frequency_indices
-        return None if bins is None else self.acquisition.frequencies[bins]
+        return None if bins is None else bins / self.acquisition.cycle
 
     @property
     def num_frames(self) -> int:
