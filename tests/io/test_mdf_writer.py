@@ -168,7 +168,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(mdf_writer, "_grid_fields", boom)
+    monkeypatch.setattr(mdf_writer, "write_grid", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         nm.write_mdf(target, sm, overwrite=True)
     assert target.read_bytes() == b"precious"

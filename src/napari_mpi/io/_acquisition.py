@@ -1,17 +1,21 @@
-"""Reading the ``/acquisition`` group of an MDF file (drive field, receiver, gradient)."""
+"""Reading and writing ``/acquisition``: drive field, receiver, gradient."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 from ..acquisition import Acquisition
 from ._fields import FieldReader
+from ._metadata import now, put
 from .errors import MDFError
 
 #: Plausibility bounds on declared sizes, checked before anything depends on them.
 MAX_SAMPLING_POINTS = 2**26
 MAX_RECEIVE_CHANNELS = 4096
 MAX_DRIVE_CHANNELS = 64
+#: Set in files written without acquisition settings (zeros stand in for the mandatory fields).
+NO_ACQUISITION_FLAG = "_napari_mpi/noAcquisition"
 
 
 def parse_gradient(f: FieldReader, g: np.ndarray) -> np.ndarray:
@@ -132,3 +136,57 @@ def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
         if isinstance(exc, MDFError):
             raise
         raise f.error("acquisition", str(exc)) from None
+
+
+def write_acquisition(
+    h5: h5py.File, acq: Acquisition | None, num_frames: int, start_time: str | None = None
+) -> None:
+    """``/acquisition`` with its drive-field and receiver groups, in MDF 2.1.0's layouts.
+
+    ``gradient`` is J x Y x 3 x 3 (Y = 1), ``strength`` and ``phase`` J x D x F, ``divider`` and
+    ``waveform`` D x F (F = 1). Without an acquisition (a reconstruction from an unknown scan)
+    the non-optional fields are still written, with zeros, and ``_napari_mpi/noAcquisition = 1``
+    tells readers that they describe nothing.
+    """
+    start = start_time or now()
+    if acq is None:
+        put(h5, "acquisition/startTime", start)
+        put(h5, "acquisition/numAverages", 1)
+        put(h5, "acquisition/numFrames", int(num_frames))
+        put(h5, "acquisition/numPeriodsPerFrame", 1)
+        df, rx = "acquisition/drivefield", "acquisition/receiver"
+        put(h5, f"{df}/numChannels", 1)
+        put(h5, f"{df}/baseFrequency", 0.0)
+        put(h5, f"{df}/cycle", 0.0)
+        put(h5, f"{df}/divider", np.ones((1, 1), dtype=np.int64))
+        put(h5, f"{df}/strength", np.zeros((1, 1, 1)))
+        put(h5, f"{df}/phase", np.zeros((1, 1, 1)))
+        put(h5, f"{df}/waveform", np.full((1, 1), "sine", dtype=object))
+        put(h5, f"{rx}/numChannels", 1)
+        put(h5, f"{rx}/bandwidth", 0.0)
+        put(h5, f"{rx}/numSamplingPoints", 0)
+        put(h5, f"{rx}/unit", "V")
+        put(h5, NO_ACQUISITION_FLAG, True)
+        return
+    a = acq
+    d, j = a.num_drive_channels, a.num_periods
+    put(h5, "acquisition/startTime", start)
+    put(h5, "acquisition/numAverages", a.num_averages)
+    put(h5, "acquisition/numFrames", int(num_frames))
+    put(h5, "acquisition/numPeriodsPerFrame", j)
+    if a.gradient_matrix is not None:
+        put(h5, "acquisition/gradient", np.tile(a.gradient_matrix, (j, 1, 1, 1)))
+    df = "acquisition/drivefield"
+    put(h5, f"{df}/numChannels", d)
+    put(h5, f"{df}/baseFrequency", a.base_frequency)
+    put(h5, f"{df}/divider", a.dividers.reshape(d, 1))
+    put(h5, f"{df}/strength", np.tile(a.drive_strength.reshape(1, d, 1), (j, 1, 1)))
+    put(h5, f"{df}/phase", np.tile(a.drive_phase.reshape(1, d, 1), (j, 1, 1)))
+    put(h5, f"{df}/waveform", np.full((d, 1), a.waveform, dtype=object))
+    put(h5, f"{df}/cycle", a.cycle)
+    rx = "acquisition/receiver"
+    put(h5, f"{rx}/numChannels", a.num_receive_channels)
+    put(h5, f"{rx}/bandwidth", a.bandwidth)
+    put(h5, f"{rx}/numSamplingPoints", a.num_sampling_points)
+    put(h5, f"{rx}/unit", "V")
+    put(h5, f"{rx}/dataConversionFactor", np.tile([1.0, 0.0], (a.num_receive_channels, 1)))

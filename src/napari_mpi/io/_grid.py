@@ -1,12 +1,14 @@
-"""Reading the voxel grid of a calibration or reconstruction (size, field of view, order)."""
+"""Reading and writing the voxel grid of a calibration or reconstruction (size, FOV, order)."""
 
 from __future__ import annotations
 
 import math
 
+import h5py
 import numpy as np
 
 from ._fields import FieldReader
+from ._metadata import put
 
 
 def read_grid(
@@ -73,3 +75,11 @@ def read_grid(
     perm = stored.transpose([slow_to_fast.index(a) for a in "zyx"]).reshape(-1)
     shape = (int(size_xyz[2]), int(size_xyz[1]), int(size_xyz[0]))
     return shape, fov[::-1].copy(), center[::-1].copy(), perm
+
+
+def write_grid(h5: h5py.File, group: str, shape_zyx, fov_zyx, center_zyx) -> None:
+    """``size``, ``fieldOfView``, ``fieldOfViewCenter`` (x, y, z) and ``order = "xyz"``."""
+    put(h5, f"{group}/size", np.asarray(shape_zyx, dtype=np.int64)[::-1])
+    put(h5, f"{group}/fieldOfView", np.asarray(fov_zyx, dtype=np.float64)[::-1])
+    put(h5, f"{group}/fieldOfViewCenter", np.asarray(center_zyx, dtype=np.float64)[::-1])
+    put(h5, f"{group}/order", "xyz")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..image import MPIImage
+from ._calibration import provenance
 from ._fields import FieldReader
 from ._grid import read_grid
 from ._h5 import compound_to_complex
@@ -58,7 +59,12 @@ def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
         raw = raw.real
     shape, fov, center, perm = read_grid(mdf._f, "reconstruction", p)
     data = raw[:, perm].reshape((q, *shape)).astype(np.float32)
-    meta = {"source": str(mdf.path), "mdf_version": mdf.version, "channel": channel}
+    meta = {
+        "source": str(mdf.path),
+        "mdf_version": mdf.version,
+        "channel": channel,
+        "mdf_groups": provenance(mdf),
+    }
     if mdf._f.has("reconstruction/isOverscanRegion"):
         mask = mdf._f.array("reconstruction/isOverscanRegion", kind="i", size=p)
         meta["is_overscan_region"] = mask.reshape(-1)[perm].reshape(shape).astype(bool)

@@ -27,7 +27,7 @@ import numpy as np
 from ..acquisition import Acquisition
 from ..image import MPIImage
 from ..system_matrix import SystemMatrix
-from ._acquisition import read_acquisition
+from ._acquisition import NO_ACQUISITION_FLAG, read_acquisition
 from ._calibration import read_stored_snr, read_system_matrix
 from ._fields import FieldReader
 from ._grid import read_grid
@@ -205,8 +205,19 @@ class MDFFile:
     def acquisition(self) -> Acquisition:
         """Drive-field and receiver settings (:class:`~napari_mpi.Acquisition`)."""
         if self._acquisition is None:
+            if self.has_placeholder_acquisition:
+                raise self._f.error(
+                    "acquisition",
+                    "holds no acquisition settings (the file was written without them; "
+                    f"{NO_ACQUISITION_FLAG} = 1)",
+                )
             self._acquisition = read_acquisition(self._f, self.is_v1)
         return self._acquisition
+
+    @property
+    def has_placeholder_acquisition(self) -> bool:
+        """True for files written without acquisition settings (zeros in ``/acquisition``)."""
+        return self._f.flag(NO_ACQUISITION_FLAG)
 
     # -- data layout --------------------------------------------------------------------------
     def _data_layout(self) -> DataLayout:
@@ -378,7 +389,9 @@ class MDFFile:
         out["frames"] = self.num_frames
         out["background_frames"] = self.num_background_frames
         acq = None
-        if self._f.has("acquisition/receiver/numSamplingPoints"):
+        if self._f.has("acquisition/receiver/numSamplingPoints") and (
+            not self.has_placeholder_acquisition
+        ):
             acq = self.acquisition
         out["channels"] = None if acq is None else acq.num_receive_channels
         out["frequencies"] = None
@@ -409,6 +422,9 @@ class MDFFile:
             out["drive_frequencies_hz"] = acq.drive_frequencies.tolist()
             out["drive_strength_t"] = acq.drive_strength.tolist()
             out["gradient_t_per_m_xyz"] = None if acq.gradient is None else acq.gradient.tolist()
+            out["gradient_matrix_t_per_m"] = (
+                None if acq.gradient_matrix is None else acq.gradient_matrix.tolist()
+            )
         f = self._f
         out["study"] = f.string("study/name")
         out["experiment"] = f.string("experiment/name")

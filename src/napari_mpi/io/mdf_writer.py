@@ -7,12 +7,7 @@ only replaced when the caller passes ``overwrite=True``.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 
@@ -23,123 +18,34 @@ from .._version import __version__
 from ..acquisition import Acquisition
 from ..image import MPIImage
 from ..system_matrix import SystemMatrix
+from ._acquisition import write_acquisition
+from ._grid import write_grid
+from ._metadata import MDF_VERSION, put, write_metadata
+from ._safe_write import safe_h5
 
-MDF_VERSION = "2.1.0"
-
-_STR = h5py.string_dtype("utf-8")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-
-
-@contextlib.contextmanager
-def _atomic_h5(path: str | PathLike, overwrite: bool) -> Iterator[h5py.File]:
-    """Open a temporary HDF5 file beside ``path``; rename it to ``path`` when the block succeeds."""
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target}: exists; pass overwrite=True to replace it")
-    if target.is_dir():
-        raise IsADirectoryError(f"{target}: is a directory")
-    if not target.parent.exists():
-        raise FileNotFoundError(f"{target.parent}: folder does not exist")
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            yield h5
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _put(h5: h5py.File, name: str, value: object) -> None:
-    """Write one field with MDF's types: str -> UTF-8 string, bool -> Int8, int -> Int64."""
-    if isinstance(value, str):
-        h5.create_dataset(name, data=value, dtype=_STR)
-    elif isinstance(value, bool | np.bool_):
-        h5.create_dataset(name, data=np.int8(value))
-    elif isinstance(value, int | np.integer):
-        h5.create_dataset(name, data=np.int64(value))
-    elif isinstance(value, float | np.floating):
-        h5.create_dataset(name, data=np.float64(value))
-    else:
-        arr = np.asarray(value)
-        if arr.dtype == bool:
-            arr = arr.astype(np.int8)
-        elif arr.dtype.kind in "US" or arr.dtype == object:
-            h5.create_dataset(name, data=arr.astype(object), dtype=_STR)
-            return
-        h5.create_dataset(name, data=arr)
+__all__ = [
+    "MDF_VERSION",
+    "write_calibration",
+    "write_mdf",
+    "write_measurement",
+    "write_reconstruction",
+]
 
 
 def _write_common(
-    h5: h5py.File, metadata: dict | None, acquisition: Acquisition | None, num_frames: int
+    h5: h5py.File,
+    metadata: dict | None,
+    acquisition: Acquisition | None,
+    num_frames: int,
+    *,
+    is_simulation: bool = True,
 ) -> None:
-    """Root, study, experiment, tracer, scanner and acquisition groups (MDF 2.1)."""
+    """Root, study, experiment, tracer, scanner and acquisition groups (MDF 2.1.0)."""
     meta = metadata or {}
-    now = _now()
-    _put(h5, "version", MDF_VERSION)
-    _put(h5, "uuid", str(uuid.uuid4()))
-    _put(h5, "time", now)
-    study = {"name": "napari-mpi", "number": 1, "uuid": str(uuid.uuid4()), "description": "n.a."}
-    experiment = {
-        "name": "napari-mpi",
-        "number": 1,
-        "uuid": str(uuid.uuid4()),
-        "description": "n.a.",
-        "subject": "n.a.",
-        "isSimulation": True,
-    }
-    tracer = {
-        "name": ["n.a."],
-        "batch": ["n.a."],
-        "vendor": ["n.a."],
-        "volume": [0.0],
-        "concentration": [0.0],
-        "solute": ["Fe"],
-    }
-    scanner = {
-        "facility": "n.a.",
-        "operator": "n.a.",
-        "manufacturer": "n.a.",
-        "name": "napari-mpi",
-        "topology": "FFP",
-    }
-    for group, defaults in (
-        ("study", study),
-        ("experiment", experiment),
-        ("tracer", tracer),
-        ("scanner", scanner),
-    ):
-        values = {**defaults, **meta.get(group, {})}
-        for key, value in values.items():
-            _put(h5, f"{group}/{key}", value)
-    _put(h5, "_napari_mpi/version", __version__)
-    if acquisition is None:
-        return
-    a = acquisition
-    d = a.num_drive_channels
-    _put(h5, "acquisition/startTime", meta.get("acquisition", {}).get("startTime", now))
-    _put(h5, "acquisition/numAverages", a.num_averages)
-    _put(h5, "acquisition/numFrames", num_frames)
-    _put(h5, "acquisition/numPeriodsPerFrame", a.num_periods)
-    if a.gradient is not None:
-        _put(h5, "acquisition/gradient", np.tile(a.gradient, (a.num_periods, 1, 1)))
-    df = "acquisition/drivefield"
-    _put(h5, f"{df}/numChannels", d)
-    _put(h5, f"{df}/baseFrequency", a.base_frequency)
-    _put(h5, f"{df}/divider", a.dividers.reshape(d, 1))
-    _put(h5, f"{df}/strength", np.tile(a.drive_strength.reshape(1, d, 1), (a.num_periods, 1, 1)))
-    _put(h5, f"{df}/phase", np.tile(a.drive_phase.reshape(1, d, 1), (a.num_periods, 1, 1)))
-    _put(h5, f"{df}/waveform", np.full((d, 1), a.waveform, dtype=object))
-    _put(h5, f"{df}/cycle", a.cycle)
-    rx = "acquisition/receiver"
-    _put(h5, f"{rx}/numChannels", a.num_receive_channels)
-    _put(h5, f"{rx}/bandwidth", a.bandwidth)
-    _put(h5, f"{rx}/numSamplingPoints", a.num_sampling_points)
-    _put(h5, f"{rx}/unit", "V")
-    _put(h5, f"{rx}/dataConversionFactor", np.tile([1.0, 0.0], (a.num_receive_channels, 1)))
+    write_metadata(h5, meta, is_simulation=is_simulation)
+    put(h5, "_napari_mpi/version", __version__)
+    start = (meta.get("acquisition") or {}).get("startTime")
+    write_acquisition(h5, acquisition, num_frames, start if isinstance(start, str) else None)
 
 
 def _write_measurement_group(
@@ -158,26 +64,29 @@ def _write_measurement_group(
     m = "measurement"
     stored = np.transpose(data, (1, 2, 3, 0)) if fast_frame_axis else data
     h5.create_dataset(f"{m}/data", data=np.ascontiguousarray(stored))
-    _put(h5, f"{m}/isFourierTransformed", bool(fourier))
-    _put(h5, f"{m}/isFastFrameAxis", bool(fast_frame_axis))
-    _put(h5, f"{m}/isBackgroundCorrected", bool(background_corrected))
-    _put(h5, f"{m}/isTransferFunctionCorrected", bool(transfer_function_corrected))
-    _put(h5, f"{m}/isSpectralLeakageCorrected", False)
-    _put(h5, f"{m}/isSparsityTransformed", False)
-    _put(h5, f"{m}/isBackgroundFrame", np.asarray(is_background_frame, dtype=bool))
-    _put(h5, f"{m}/isFrequencySelection", frequency_selection is not None)
+    put(h5, f"{m}/isFourierTransformed", bool(fourier))
+    put(h5, f"{m}/isFastFrameAxis", bool(fast_frame_axis))
+    put(h5, f"{m}/isBackgroundCorrected", bool(background_corrected))
+    put(h5, f"{m}/isTransferFunctionCorrected", bool(transfer_function_corrected))
+    put(h5, f"{m}/isSpectralLeakageCorrected", False)
+    put(h5, f"{m}/isSparsityTransformed", False)
+    put(h5, f"{m}/isBackgroundFrame", np.asarray(is_background_frame, dtype=bool))
+    put(h5, f"{m}/isFrequencySelection", frequency_selection is not None)
     if frequency_selection is not None:
-        _put(h5, f"{m}/frequencySelection", np.asarray(frequency_selection, dtype=np.int64) + 1)
-    _put(h5, f"{m}/isFramePermutation", frame_permutation is not None)
+        put(h5, f"{m}/frequencySelection", np.asarray(frequency_selection, dtype=np.int64) + 1)
+    put(h5, f"{m}/isFramePermutation", frame_permutation is not None)
     if frame_permutation is not None:
-        _put(h5, f"{m}/framePermutation", np.asarray(frame_permutation, dtype=np.int64) + 1)
+        put(h5, f"{m}/framePermutation", np.asarray(frame_permutation, dtype=np.int64) + 1)
 
 
-def _grid_fields(h5: h5py.File, group: str, shape_zyx, fov_zyx, center_zyx) -> None:
-    _put(h5, f"{group}/size", np.asarray(shape_zyx, dtype=np.int64)[::-1])
-    _put(h5, f"{group}/fieldOfView", np.asarray(fov_zyx, dtype=np.float64)[::-1])
-    _put(h5, f"{group}/fieldOfViewCenter", np.asarray(center_zyx, dtype=np.float64)[::-1])
-    _put(h5, f"{group}/order", "xyz")
+def merge_metadata(base: dict | None, given: dict | None) -> dict:
+    """Group-wise merge: the fields of ``given`` replace those of ``base``."""
+    out: dict = {}
+    for source in (base or {}, given or {}):
+        for group, values in source.items():
+            if isinstance(values, dict):
+                out[group] = {**out.get(group, {}), **values}
+    return out
 
 
 def write_calibration(
@@ -186,7 +95,7 @@ def write_calibration(
     *,
     overwrite: bool = False,
     metadata: dict | None = None,
-    method: str = "simulation",
+    method: str | None = None,
     delta_sample_size: np.ndarray | None = None,
 ) -> Path:
     """Write a system matrix as an MDF 2.1 calibration file.
@@ -206,9 +115,14 @@ def write_calibration(
     overwrite : bool
         Replace an existing file.
     metadata : dict, optional
-        Values for the ``study``, ``experiment``, ``tracer`` and ``scanner`` groups.
-    method : str
-        ``calibration/method`` (``"simulation"``, ``"robot"``, ``"hybrid"``).
+        Values for the ``study``, ``experiment``, ``tracer`` and ``scanner`` groups (and
+        ``{"acquisition": {"startTime": ...}}``), merged over those the matrix was read with
+        (``system_matrix.metadata["mdf_groups"]``), so that a calibration read from a file is
+        written back with its provenance.
+    method : str, optional
+        ``calibration/method`` (``"simulation"``, ``"robot"``, ``"hybrid"``); by default the
+        method the matrix was read with, else ``"simulation"``. ``experiment/isSimulation``
+        defaults to ``method == "simulation"``.
     delta_sample_size : array, shape (3,), optional
         Size of the delta sample (m), (z, y, x).
     """
@@ -250,8 +164,11 @@ def write_calibration(
     is_bg = np.zeros(n, dtype=bool)
     is_bg[sm.num_voxels :] = True
     selection = None if k == acq.num_frequencies else bins
-    with _atomic_h5(path, overwrite) as h5:
-        _write_common(h5, metadata, acq, n)
+    if method is None:
+        method = sm.metadata.get("calibration_method") or "simulation"
+    meta = merge_metadata(sm.metadata.get("mdf_groups"), metadata)
+    with safe_h5(path, overwrite) as h5:
+        _write_common(h5, meta, acq, n, is_simulation=method == "simulation")
         _write_measurement_group(
             h5,
             data,
@@ -262,14 +179,14 @@ def write_calibration(
             background_corrected=sm.background_corrected,
             transfer_function_corrected=sm.transfer_function_corrected,
         )
-        _grid_fields(h5, "calibration", sm.grid_shape, sm.fov, sm.center)
-        _put(h5, "calibration/method", method)
+        write_grid(h5, "calibration", sm.grid_shape, sm.fov, sm.center)
+        put(h5, "calibration/method", method)
         if sm.snr is not None:
             snr = np.zeros((j, c, k))
             snr[rows_jck] = sm.snr[full[rows_jck]]
-            _put(h5, "calibration/snr", snr)
+            put(h5, "calibration/snr", snr)
         if delta_sample_size is not None:
-            _put(h5, "calibration/deltaSampleSize", np.asarray(delta_sample_size)[::-1])
+            put(h5, "calibration/deltaSampleSize", np.asarray(delta_sample_size)[::-1])
     return Path(path)
 
 
@@ -365,7 +282,7 @@ def write_measurement(
                 f"frequency_indices reach bin {selection.max()} but the acquisition has "
                 f"{acquisition.num_frequencies} bins"
             )
-    with _atomic_h5(path, overwrite) as h5:
+    with safe_h5(path, overwrite) as h5:
         _write_common(h5, metadata, acquisition, n)
         _write_measurement_group(
             h5,
@@ -395,19 +312,22 @@ def write_reconstruction(
     """
     q = image.num_frames
     p = image.grid.num_voxels
-    with _atomic_h5(path, overwrite) as h5:
-        _write_common(h5, metadata, acquisition, q)
+    meta = merge_metadata(image.metadata.get("mdf_groups"), metadata)
+    with safe_h5(path, overwrite) as h5:
+        _write_common(h5, meta, acquisition, q)
         h5.create_dataset("reconstruction/data", data=image.data.reshape(q, p, 1))
-        _grid_fields(h5, "reconstruction", image.grid_shape, image.fov, image.center)
+        write_grid(h5, "reconstruction", image.grid_shape, image.fov, image.center)
         zz, yy, xx = np.meshgrid(*(image.grid.coordinates(a) for a in range(3)), indexing="ij")
         positions = np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
-        _put(h5, "reconstruction/positions", positions)
-        _put(h5, "reconstruction/isOverscanRegion", np.zeros(p, dtype=bool))
+        put(h5, "reconstruction/positions", positions)
+        put(h5, "reconstruction/isOverscanRegion", np.zeros(p, dtype=bool))
         for key, value in image.metadata.items():
+            if key == "mdf_groups":
+                continue
             if isinstance(value, str | int | float | bool):
-                _put(h5, f"_napari_mpi/image/{key}", value)
+                put(h5, f"_napari_mpi/image/{key}", value)
             elif isinstance(value, dict):
-                _put(h5, f"_napari_mpi/image/{key}", json.dumps(value, default=str))
+                put(h5, f"_napari_mpi/image/{key}", json.dumps(value, default=str))
     return Path(path)
 
 
