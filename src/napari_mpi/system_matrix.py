@@ -222,3 +222,46 @@ class SystemMatrix:
             f"center_mm={np.round(self.center * 1e3, 3).tolist()}, "
             f"background_frames={self.num_background_frames})"
         )
+
+
+def check_system_matrix(system_matrix: SystemMatrix, rows_per_chunk: int = 4096) -> None:
+    """Refuse a system matrix nothing can be reconstructed with, saying why.
+
+    The matrix must have at least one row and one voxel, hold only finite values and have at
+    least one non-zero row. It is scanned in blocks of ``rows_per_chunk`` rows, so the check
+    needs little memory beyond the matrix.
+
+    Raises
+    ------
+    ValueError
+        Naming the matrix's source file, what is wrong and which rows.
+    """
+    m = np.asarray(system_matrix.matrix)
+    where = f" ({system_matrix.source})" if system_matrix.source else ""
+    if m.ndim != 2 or m.shape[0] == 0:
+        raise ValueError(
+            f"the system matrix{where} has no rows: the frequency selection (min/max frequency, "
+            "SNR threshold, channels) leaves none; select more frequencies"
+        )
+    if m.shape[1] == 0:
+        raise ValueError(f"the system matrix{where} has no voxels (columns)")
+    bad: list[int] = []
+    nonzero = False
+    for start in range(0, m.shape[0], rows_per_chunk):
+        block = m[start : start + rows_per_chunk]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad.extend((start + np.flatnonzero(~finite)).tolist())
+        nonzero = nonzero or bool(np.any(block[finite] != 0))
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        raise ValueError(
+            f"the system matrix{where} contains NaN or infinite values in {len(bad)} of "
+            f"{m.shape[0]} rows (rows {shown}); re-read or re-simulate it, or select rows "
+            "without them"
+        )
+    if not nonzero:
+        raise ValueError(
+            f"the system matrix{where} is all zeros ({m.shape[0]} rows x {m.shape[1]} voxels): "
+            "every image would be zero; check the calibration and the frequency selection"
+        )

@@ -31,6 +31,7 @@ from ._common import positive_int
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class CLIError(Exception):
@@ -112,10 +113,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..simulation.phantoms import make_phantom
     from ._common import ProgressBar
 
+    scanner = get_preset(args.preset)  # bad input fails here, before any folder is made
+    grid = scanner_grid(scanner, tuple(args.grid))
+    fine = scanner_grid(scanner, tuple(5 * n for n in args.grid))
+    phantom = make_phantom(args.phantom, fine)
     out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="napari-mpi-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    scanner = get_preset(args.preset)
-    grid = scanner_grid(scanner, tuple(args.grid))
     progress = ProgressBar(not args.quiet)
     report: dict = {"preset": scanner.name, "grid_xyz": list(args.grid), "files": {}}
 
@@ -125,8 +128,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report["simulate_system_matrix_s"] = time.perf_counter() - t0
     cal_path = out_dir / "calibration.mdf"
     write_calibration(cal_path, sm, overwrite=True, metadata={"scanner": {"name": scanner.name}})
-    fine = scanner_grid(scanner, tuple(5 * n for n in args.grid))
-    phantom = make_phantom(args.phantom, fine)
     meas = run(
         iter_measurement(
             sm, phantom, args.snr, frames=3, background_frames=2,
@@ -249,11 +250,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    command = " ".join(c for c in (args.command, getattr(args, "what", None)) if c)
     try:
         return int(args.func(args) or 0)
-    except (MDFError, CLIError, FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
+    except KeyboardInterrupt:
+        print(f"napari-mpi {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (
+        MDFError, CLIError, FileNotFoundError, FileExistsError, ValueError, OSError, MemoryError
+    ) as exc:  # fmt: skip
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        command = " ".join(c for c in (args.command, getattr(args, "what", None)) if c)
         print(f"napari-mpi {command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -51,8 +51,10 @@ def _particles(args: argparse.Namespace):
 
 
 def _check_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:
         raise FileExistsError(f"{path}: exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: folder does not exist (for {path})")
 
 
 def _check_outputs(args: argparse.Namespace) -> Path:
@@ -137,7 +139,11 @@ def cmd_measurement(args: argparse.Namespace) -> int:
     meas = run(work, ProgressBar(not args.quiet))
     write_simulated_measurement(out, meas, overwrite=args.overwrite)
     if args.phantom_out:
-        np.save(args.phantom_out, meas.phantom.data[0])
+        try:
+            np.save(args.phantom_out, meas.phantom.data[0])
+        except BaseException:
+            out.unlink(missing_ok=True)  # a failed command leaves no output behind
+            raise
     snr = measured_snr_db(meas.clean, meas.data[0]) if args.snr is not None else float("inf")
     print(
         f"wrote {out}: {args.frames} frame(s) + {args.background_frames} background, "

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import Progress
-from ..system_matrix import SystemMatrix
+from ..system_matrix import SystemMatrix, check_system_matrix
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,14 @@ class Param:
             raise ValueError(f"{method}: parameter '{self.name}' must not be None")
         try:
             if self.kind is bool:
+                words = {"true": True, "false": False, "1": True, "0": False}
+                words.update({"yes": True, "no": False})
                 if isinstance(value, str):
-                    value = value.strip().lower() in ("1", "true", "yes", "on")
-                value = bool(value)
+                    value = words[value.strip().lower()]  # KeyError: not a boolean word
+                elif isinstance(value, bool | np.bool_) or value in (0, 1):
+                    value = bool(value)
+                else:
+                    raise ValueError
             elif self.kind is int:
                 if isinstance(value, float) and not value.is_integer():
                     raise ValueError
@@ -60,7 +65,7 @@ class Param:
                 value = float(value)
             else:
                 value = str(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, KeyError):
             raise ValueError(
                 f"{method}: parameter '{self.name}' expects {self._kind_name()}, got {value!r}"
             ) from None
@@ -147,6 +152,7 @@ def methods() -> list[Method]:
 
 def check_inputs(system_matrix: SystemMatrix, measurements: np.ndarray) -> np.ndarray:
     """Measurements as a (frames, rows) complex array matching the system matrix, or ValueError."""
+    check_system_matrix(system_matrix)
     u = np.asarray(measurements)
     if u.ndim == 1:
         u = u[np.newaxis]

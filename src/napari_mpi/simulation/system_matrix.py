@@ -44,6 +44,30 @@ def scanner_grid(scanner: Scanner, shape_xyz: tuple[int, ...], center=(0.0, 0.0,
     return Grid(shape[::-1], fov=fov[::-1], center=np.asarray(center, dtype=np.float64)[::-1])
 
 
+def check_simulation_size(voxels: int, rows: int, background_frames: int = 0) -> None:
+    """Refuse, before allocating, a system matrix larger than the memory limit.
+
+    Counts the matrix (complex64), its noise and reshaping copies and the voxel centres; the
+    limit is :func:`napari_mpi.io.limits.memory_limit` (settable, see docs/mdf.md).
+
+    Raises
+    ------
+    ValueError
+        Saying how large the simulation would be and how to make it smaller.
+    """
+    from ..io.limits import over_limit
+
+    need = float(voxels) * (rows * 8.0 * 2 + 48) + float(background_frames) * rows * 8
+    message = over_limit(
+        need,
+        f"simulating a system matrix of {rows} rows x {voxels} voxels",
+        "use a smaller grid (--grid), fewer frequencies (--max-frequency, --mixing-order) or "
+        "fewer channels",
+    )
+    if message:
+        raise ValueError(message)
+
+
 def _subvoxel_offsets(grid: Grid, subvoxels: int) -> np.ndarray:
     """Offsets (x, y, z) of the sample points inside a voxel (m), shape (n, 3)."""
     if subvoxels < 1:
@@ -198,6 +222,7 @@ def iter_system_matrix(
         )
     if background_frames < 0:
         raise ValueError(f"background_frames must be >= 0, got {background_frames}")
+    check_simulation_size(grid.num_voxels, chans.size * sel.size, background_frames)
     centres = _voxel_centres(grid)
     offsets = _subvoxel_offsets(grid, subvoxels)
     voxel_volume = float(np.prod(grid.voxel_size))
