@@ -15,6 +15,8 @@ import numpy as np
 BASE_FREQUENCY = 2.5e6
 DIVIDERS = np.array([102, 96])
 CYCLE = 1632 / BASE_FREQUENCY
+#: The selection-field gradient of every factory file (T/m/mu0), a 3 x 3 matrix.
+GRADIENT = np.diag([-1.0, -1.0, 2.0])
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Layout:
     order: str = "xyz"
     background_first: bool = False
     seed: int = 0
+    gradient: str = "spec"  # v2.1: "spec" (J x Y x 3 x 3) or "legacy" (J x 1 x 3)
     extra: dict = field(default_factory=dict)
 
 
@@ -155,7 +158,10 @@ def write_mdf_file(path: Path, lay: Layout) -> Truth:
                 h5[f"{df}/period"] = CYCLE
             else:
                 h5["acquisition/numPeriodsPerFrame"] = np.int64(j)
-                h5["acquisition/gradient"] = np.tile([-1.0, -1.0, 2.0], (j, 1, 1))
+                if lay.gradient == "spec":  # MDF 2.1: J x Y x 3 x 3
+                    h5["acquisition/gradient"] = np.tile(GRADIENT, (j, 1, 1, 1))
+                else:
+                    h5["acquisition/gradient"] = np.tile(np.diag(GRADIENT), (j, 1, 1))
                 h5[f"{df}/cycle"] = CYCLE
         rx = "acquisition/receiver"
         h5[f"{rx}/numChannels"] = np.int64(c)

@@ -57,9 +57,8 @@ MUTATIONS = STRUCTURAL + BYTE_LEVEL
 def make_sources(folder: Path, shared_mdf: Path | None = None) -> list[Path]:
     """Write several valid MDF files of different kinds and layouts into ``folder``."""
     sys.path.insert(0, str(TESTS))
-    from mdf_factory import Layout, write_mdf_file
-
     import napari_mpi as nm
+    from mdf_factory import Layout, write_mdf_file
 
     folder.mkdir(parents=True, exist_ok=True)
     sources = []
@@ -77,7 +76,9 @@ def make_sources(folder: Path, shared_mdf: Path | None = None) -> list[Path]:
     with nm.read_mdf(sources[0]) as f:
         sm = f.system_matrix()
     sources.append(nm.write_calibration(folder / "written_cal.mdf", sm, overwrite=True))
-    img = nm.MPIImage(np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4), [1e-3, 2e-3, 3e-3], [0, 0, 0])
+    img = nm.MPIImage(
+        np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4), [1e-3, 2e-3, 3e-3], [0, 0, 0]
+    )
     sources.append(nm.write_reconstruction(folder / "written_reco.mdf", img, overwrite=True))
     if shared_mdf is not None and shared_mdf.is_dir():
         for name in ("systemMatrix.mdf", "tmp.mdf"):
@@ -185,7 +186,7 @@ def mutate(src: Path, dst: Path, kind: str, rng: np.random.Generator) -> str:
         return f"{kind} {name} (was {shape} {dtype})"
 
 
-# -- the check a worker runs on one file -------------------------------------------------------------
+# -- the check a worker runs on one file ----------------------------------------------------------
 def exercise(path: str) -> None:
     """Everything a user can ask of a file with default settings, plus a few selections."""
     import napari_mpi as nm
@@ -239,13 +240,13 @@ def _worker_main() -> None:
             out = {"outcome": "ok"}
         except MDFError as exc:
             out = {"outcome": "MDFError", "detail": str(exc)[:300]}
-        except BaseException as exc:  # noqa: BLE001 - that is what we are looking for
+        except BaseException as exc:
             out = {"outcome": "other", "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}
         out["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(out), flush=True)
 
 
-# -- the parent: run many files through watched workers ----------------------------------------------
+# -- the parent: run many files through watched workers -------------------------------------------
 @dataclass
 class Result:
     path: str
@@ -372,7 +373,9 @@ def run_files(
         outcome = out["outcome"]
         if _md5(path) != before:
             outcome = "modified"
-        report.results.append(Result(str(path), description, outcome, out.get("detail", ""), seconds))
+        report.results.append(
+            Result(str(path), description, outcome, out.get("detail", ""), seconds)
+        )
     if worker is not None:
         worker.proc.stdin.close()
         worker.kill()
@@ -393,7 +396,7 @@ def make_cases(
         dst = folder / f"case{i:05d}_{kind}.mdf"
         try:
             description = mutate(src, dst, kind, rng)
-        except Exception as exc:  # noqa: BLE001 - a mutation h5py refuses is just skipped
+        except Exception as exc:
             dst.unlink(missing_ok=True)
             description = f"{kind}: not applicable ({type(exc).__name__})"
             continue

@@ -8,9 +8,9 @@ from .mdf_writer import write_calibration, write_mdf, write_measurement, write_r
 
 __all__ = [
     "MDFError",
+    "MDFFile",
     "MDFFileNotFoundError",
     "MDFWriteError",
-    "MDFFile",
     "is_mdf",
     "memory_limit",
     "read_mdf",

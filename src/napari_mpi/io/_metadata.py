@@ -56,14 +56,17 @@ def now() -> str:
 
 
 def put(h5: h5py.File, name: str, value: object) -> None:
-    """Write one field with MDF's types: str -> UTF-8 string, bool -> Int8, int -> Int64."""
+    """Write one field with MDF's types: str -> UTF-8 string, bool -> Int8, int -> Int64,
+    float -> Float64; numpy scalars keep their type (``np.int8`` for a flag)."""
     if isinstance(value, str):
         h5.create_dataset(name, data=value, dtype=STR)
     elif isinstance(value, bool | np.bool_):
         h5.create_dataset(name, data=np.int8(value))
-    elif isinstance(value, int | np.integer):
+    elif isinstance(value, np.integer | np.floating):  # a numpy scalar keeps its type
+        h5.create_dataset(name, data=value)
+    elif isinstance(value, int):
         h5.create_dataset(name, data=np.int64(value))
-    elif isinstance(value, float | np.floating):
+    elif isinstance(value, float):
         h5.create_dataset(name, data=np.float64(value))
     else:
         arr = np.asarray(value)
