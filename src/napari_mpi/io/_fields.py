@@ -71,6 +71,8 @@ class FieldReader:
         self.h5 = handle
         self.path = path
         self.file_size = file_size
+        self._found: dict[str, h5py.HLObject | None] = {}  # the file is open read-only
+        self._groups: dict[str, h5py.Group] = {}  # groups reached through hard links only
 
     @contextlib.contextmanager
     def guard(self, field: str | None) -> Iterator[None]:
@@ -100,9 +102,23 @@ class FieldReader:
         MDFError
             For an external link, a soft-link loop, or when HDF5 fails on the way.
         """
-        parts = [p for p in field.split("/") if p]
+        if field in self._found:
+            return self._found[field]
+        obj = self._walk(field)
+        self._found[field] = obj
+        return obj
+
+    def _walk(self, field: str) -> h5py.HLObject | None:
+        parts = [p for p in field.split("/") if p and p != "."]
         with self.guard(field):
             obj: h5py.HLObject = self.h5["/"]
+            plain: str | None = ""
+            # start from the longest prefix already resolved through hard links only
+            for cut in range(len(parts) - 1, 0, -1):
+                prefix = "/".join(parts[:cut])
+                if prefix in self._groups:
+                    obj, parts, plain = self._groups[prefix], parts[cut:], prefix
+                    break
             hops = 0
             while parts:
                 if not isinstance(obj, h5py.Group):
@@ -115,7 +131,11 @@ class FieldReader:
                     return None
                 if isinstance(link, h5py.HardLink):
                     obj = obj[name]
+                    if plain is not None and isinstance(obj, h5py.Group):
+                        plain = f"{plain}/{name}" if plain else name
+                        self._groups[plain] = obj
                 elif isinstance(link, h5py.SoftLink):
+                    plain = None  # the path no longer names what was walked
                     hops += 1
                     if hops > MAX_LINK_HOPS:
                         raise self.error(
