@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..system_matrix import SystemMatrix
+from .card_checks import require_signature, validate_card, validate_weights
 
 WEIGHTS = "model.pt"
 CARD = "card.json"
@@ -63,9 +64,10 @@ def read_card(directory: str | PathLike) -> dict:
     if not (folder / CARD).is_file():
         raise ValueError(f"model {folder}: missing {CARD}")
     try:
-        return json.loads((folder / CARD).read_text())
-    except json.JSONDecodeError as exc:
+        card = json.loads((folder / CARD).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"model {folder}: {CARD} is not valid JSON ({exc})") from None
+    return validate_card(card, folder, REQUIRED_CARD_KEYS)
 
 
 def load_checkpoint(
@@ -84,7 +86,8 @@ def load_checkpoint(
     card = read_card(folder)
     if not weights_path.is_file():
         raise ValueError(f"model {folder}: missing {WEIGHTS}")
-    if system_matrix is not None and (card.get("signature") or card.get("fingerprint")):
+    if system_matrix is not None:
+        require_signature(card, folder)
         if card.get("signature"):
             same = system_matrix.same_signature(card["signature"])
         else:
@@ -100,6 +103,7 @@ def load_checkpoint(
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise ValueError(f"model {folder}: {WEIGHTS} could not be loaded safely ({exc})") from None
+    state = validate_weights(state, folder)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, card
 
@@ -118,7 +122,16 @@ def build_model(model_class, state: dict, card: dict, folder: str | PathLike, **
     """
     arch = {k: v for k, v in card["architecture"].items() if k != "class"}
     arch.update(overrides)
-    model = model_class(**arch)
+    named = card["architecture"].get("class")
+    if named is not None and named != model_class.__name__:
+        raise ValueError(f"model {folder}: card says class {named!r}, not {model_class.__name__}")
+    try:
+        model = model_class(**arch)
+    except (TypeError, ValueError, RuntimeError, MemoryError, OverflowError) as exc:
+        raise ValueError(
+            f"model {folder}: field 'architecture' does not build a {model_class.__name__} "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
