@@ -55,8 +55,9 @@ def main() -> int:
     # outcome per mutation kind
     kinds: dict[str, dict[str, int]] = {}
     for r in report.results:
-        kind = r.description.split(": ", 1)[-1].split(" ", 1)[0]
-        if "/" in r.description.split(":")[0] or r.path.find("/special/") >= 0:
+        if ": " in r.description:
+            kind = r.description.split(": ", 1)[1].split(" ", 1)[0]
+        else:
             kind = "special path"
         row = kinds.setdefault(kind, {})
         row[r.outcome] = row.get(r.outcome, 0) + 1

@@ -166,7 +166,7 @@ def mutate(src: Path, dst: Path, kind: str, rng: np.random.Generator) -> str:
         elif kind == "hard_link_loop":
             group = (groups or [""])[int(rng.integers(len(groups)))] if groups else ""
             h5[f"{group}/loop" if group else "loop"] = h5["/"]
-            return f"hard link loop in /{group}"
+            return f"hard_link_loop in /{group}"
         elif kind == "soft_link_loop":
             del h5[name]
             h5[name] = h5py.SoftLink(f"/{name}_b")

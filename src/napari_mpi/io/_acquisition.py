@@ -85,7 +85,7 @@ def read_acquisition(f: FieldReader, is_v1: bool) -> Acquisition:
             if value.ndim == 2:  # D x F
                 return value[:, 0].reshape(num_drive)
             return value.reshape(num_drive)
-        except ValueError:
+        except (ValueError, IndexError):
             raise f.error(
                 field,
                 f"expected one value per drive channel ({num_drive}), found {value.shape}",

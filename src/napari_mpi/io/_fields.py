@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import h5py
 import numpy as np
 
 from ._h5 import compound_to_complex, decode, is_complex_compound
+from ._heap import collection_problem, heap_addresses
 from .errors import MDFError
 from .limits import format_bytes, over_limit
 
@@ -73,6 +75,7 @@ class FieldReader:
         self.file_size = file_size
         self._found: dict[str, h5py.HLObject | None] = {}  # the file is open read-only
         self._groups: dict[str, h5py.Group] = {}  # groups reached through hard links only
+        self._heaps_ok: set[int] = set()
 
     @contextlib.contextmanager
     def guard(self, field: str | None) -> Iterator[None]:
@@ -215,6 +218,26 @@ class FieldReader:
             self.check_memory(nbytes, field, f"reading '{field}' (shape {ds.shape})", "read less")
         return nbytes
 
+    def check_heap(self, ds: h5py.Dataset, field: str) -> None:
+        """Before HDF5 reads variable-length strings: refuse a corrupt global heap collection
+        that would make it loop forever (see :mod:`._heap`)."""
+        if h5py.check_vlen_dtype(ds.dtype) is None and ds.dtype.kind != "O":
+            return
+        if self.file_size is None:
+            return
+        with self.guard(field):
+            sizeof_addr, sizeof_size = self.h5.id.get_create_plist().get_sizes()
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                addresses = heap_addresses(ds, fd, sizeof_addr) or set()
+                for address in sorted(addresses - self._heaps_ok):
+                    problem = collection_problem(fd, address, self.file_size, sizeof_size)
+                    if problem:
+                        raise self.error(field, f"cannot be read: its {problem}")
+                    self._heaps_ok.add(address)
+            finally:
+                os.close(fd)
+
     def check_memory(self, nbytes: float, field: str | None, what: str, how: str) -> None:
         """MDFError (naming the size and ``how`` to select less) above the memory limit."""
         message = over_limit(nbytes, what, how)
@@ -225,6 +248,7 @@ class FieldReader:
         """The whole dataset as an array (for small fields)."""
         ds = self.dataset(field)
         self.check_size(ds, field)
+        self.check_heap(ds, field)
         with self.guard(field):
             value = ds[()]
         return np.asarray(value)
@@ -261,6 +285,8 @@ class FieldReader:
             if size is not None and math.prod(ds.shape) != size:
                 raise self.error(field, f"expected {size} element(s), found shape {ds.shape}")
         self.check_size(ds, field)
+        if kind == "c" and dtype.kind not in "iufc" and not is_complex_compound(dtype):
+            raise self.error(field, f"expected complex numbers, found data of type {dtype}")
         if kind == "c":
             with self.guard(field):
                 value = ds[()]
@@ -330,6 +356,7 @@ class FieldReader:
                 field, f"expected a string or a small array of strings, found shape {ds.shape}"
             )
         self.check_size(ds, field)
+        self.check_heap(ds, field)
         with self.guard(field):
             value = decode(ds[()])
         while isinstance(value, list):
@@ -382,6 +409,7 @@ class FieldReader:
                 if opaque or math.prod(item.shape) > max_elements:
                     continue
                 self.check_size(item, field)
+                self.check_heap(item, field)
                 value = item[()]
                 if isinstance(value, np.ndarray) and value.dtype.names is not None:
                     value = (
