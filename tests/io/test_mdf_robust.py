@@ -195,3 +195,42 @@ def test_info_refuses_absurd_sampling_points(tmp_path):
     )
     assert result.returncode == 1
     assert "numSamplingPoints" in result.stderr and "Traceback" not in result.stderr
+
+
+def _zero_free_space_object(path):
+    """Set the size of the free-space object of /version's global heap collection to 0."""
+    import struct
+
+    with h5py.File(path, "r") as h5:
+        ds = h5["version"]
+        offset = ds.id.get_offset()
+    blob = bytearray(path.read_bytes())
+    _, address, _ = struct.unpack_from("<IQI", blob, offset)
+    assert blob[address : address + 4] == b"GCOL"
+    size = struct.unpack_from("<Q", blob, address + 8)[0]
+    p = address + 16
+    while p < address + size:
+        index, _, _, length = struct.unpack_from("<HHIQ", blob, p)
+        if index == 0:
+            struct.pack_into("<Q", blob, p + 8, 0)
+            path.write_bytes(bytes(blob))
+            return
+        p += 16 + (length + 7) // 8 * 8
+    raise AssertionError("no free-space object found")
+
+
+def test_corrupt_global_heap_is_refused_instead_of_hanging_hdf5(tmp_path):
+    """HDF5 2.0 loops forever on a free-space object of size 0 in a global heap collection
+    (found by benchmarks/fuzz_mdf.py); the reader checks the collection first."""
+    path = write_mdf_file(tmp_path / "cal.mdf", Layout()).path
+    _zero_free_space_object(path)
+    code = (
+        "import sys, napari_mpi as nm\n"
+        "try:\n    nm.read_mdf(sys.argv[1])\n"
+        "except nm.MDFError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "field 'version'" in result.stdout and "would loop forever" in result.stdout
