@@ -101,6 +101,8 @@ def test_ctrl_c_in_a_real_process(tmp_path):
         [sys.executable, "-m", "napari_mpi.cli", "simulate", "system-matrix", "--grid", "60",
          "60", "-o", str(out)],
         stderr=subprocess.PIPE, text=True, env=env,
+        # a background shell starts jobs with SIGINT ignored; Python then installs no handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     line = ""

@@ -234,3 +234,12 @@ def test_corrupt_global_heap_is_refused_instead_of_hanging_hdf5(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-1000:]
     assert "field 'version'" in result.stdout and "would loop forever" in result.stdout
+
+
+def test_is_mdf_never_raises_and_read_mdf_names_bad_arguments(tmp_path):
+    for odd in (None, 3, b"\x00bad", "bad\x00name.mdf", tmp_path / ("x" * 5000)):
+        assert nm.is_mdf(odd) is False
+    with pytest.raises(MDFError, match="expected a path"):
+        nm.read_mdf(None)
+    with pytest.raises(MDFError, match="not a usable path"):
+        nm.read_mdf("bad\x00name.mdf")
