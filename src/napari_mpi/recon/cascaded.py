@@ -206,5 +206,6 @@ register(
         kind="learned",
         reference="Zhao et al., IJMPI 2026 (cascaded neural network)",
         order=55,
+        selects_rows=True,
     )
 )

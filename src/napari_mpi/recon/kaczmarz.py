@@ -38,7 +38,8 @@ from scipy.linalg import solve_triangular
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .operators import cached, has_cached, relative_lambda
+from .normalization import Normalization, choices, weight_scale
+from .operators import cached, has_cached
 from .registry import Method, Param, check_inputs, register
 
 
@@ -49,7 +50,13 @@ class KaczmarzOperator:
     """
 
     def __init__(
-        self, sm: SystemMatrix, lam: float, row_weighting: bool, shuffle: bool, seed: int
+        self,
+        sm: SystemMatrix,
+        lam: float,
+        row_weighting: bool,
+        shuffle: bool,
+        seed: int,
+        normalization: str = Normalization.SYSTEM_MATRIX,
     ) -> None:
         s = sm.matrix  # complex64: sweeps run in single precision (BLAS c-routines)
         energy = np.sum(np.abs(s.astype(np.complex128)) ** 2, axis=1)
@@ -59,7 +66,7 @@ class KaczmarzOperator:
         self.rows = rows
         self.weights = 1.0 / np.sqrt(energy[rows]) if row_weighting else np.ones(rows.size)
         a = s[rows].astype(np.complex128) * self.weights[:, None]
-        self.lam = relative_lambda(np.sum(np.abs(a) ** 2), a.shape[1], lam)
+        self.lam = float(lam) * weight_scale(normalization, np.sum(np.abs(a) ** 2), a.shape[1])
         gram = a @ a.conj().T  # accumulated in double precision, stored in single
         gram[np.diag_indices_from(gram)] += self.lam
         self.lower = np.tril(gram).astype(np.complex64)
@@ -123,18 +130,24 @@ class KaczmarzMaps:
 def iter_kaczmarz(
     sm: SystemMatrix,
     measurements: np.ndarray,
-    lam: float = 0.01,
-    sweeps: int = 3,
-    row_weighting: bool = True,
+    lam: float = 1e-3,
+    sweeps: int = 20,
+    row_weighting: bool = False,
     shuffle: bool = False,
     seed: int = 0,
     enforce_real: bool = True,
     enforce_positive: bool = True,
+    normalization: str = "system-matrix",
 ) -> Generator[Progress, None, np.ndarray]:
-    """Kaczmarz / ART; yields after each sweep, returns (frames, voxels) images."""
+    """Kaczmarz / ART; yields after each sweep, returns (frames, voxels) images.
+
+    ``lam`` is scaled by ``normalization`` ("system-matrix": lam ||A||_F^2 / N of the swept,
+    row-weighted matrix A; "none": as given); see :mod:`napari_mpi.recon.normalization`.
+    """
     u = check_inputs(sm, measurements)
-    key = ("kaczmarz", float(lam), bool(row_weighting), bool(shuffle), int(seed))
-    op = cached(sm, key, lambda: KaczmarzOperator(sm, lam, row_weighting, shuffle, seed))
+    norm = Normalization(normalization).value
+    key = ("kaczmarz", float(lam), bool(row_weighting), bool(shuffle), int(seed), norm)
+    op = cached(sm, key, lambda: KaczmarzOperator(sm, lam, row_weighting, shuffle, seed, norm))
     if op.rows.size == 0:
         raise ValueError("kaczmarz: every row of the system matrix is zero")
     b = op.rhs(u).astype(np.complex64)
@@ -184,11 +197,12 @@ def _iter_with_maps(
 def kaczmarz_reference(
     sm: SystemMatrix,
     u: np.ndarray,
-    lam: float = 0.01,
-    sweeps: int = 3,
-    row_weighting: bool = True,
+    lam: float = 1e-3,
+    sweeps: int = 20,
+    row_weighting: bool = False,
 ) -> np.ndarray:
-    """The textbook row-by-row loop in plain NumPy (one frame), for tests and benchmarks."""
+    """The textbook row-by-row loop in plain NumPy (one frame), for tests and benchmarks; the
+    same defaults as the registry's ``kaczmarz`` (every row of ``sm``: no frequency selection)."""
     s = sm.matrix.astype(np.complex128)
     energy = np.sum(np.abs(s) ** 2, axis=1)
     rows = energy > 0  # rows without energy carry nothing
@@ -216,13 +230,22 @@ register(
         description="Row-energy normalised Kaczmarz; lambda relative to ||S||_F^2 / N; real and "
         "non-negative projections after each sweep.",
         params=(
-            Param("lam", float, 0.01, "Tikhonov weight, relative to ||S||_F^2 / N", 0.0),
-            Param("sweeps", int, 3, "passes over all rows", 1, 100000),
-            Param("row_weighting", bool, True, "normalise every row to unit energy"),
+            Param("lam", float, 1e-3, "Tikhonov weight", 0.0, normalization="normalization"),
+            Param("sweeps", int, 20, "passes over all rows", 1, 100000),
+            Param(
+                "row_weighting", bool, False, "normalise every row to unit energy (off: textbook)"
+            ),
             Param("shuffle", bool, False, "visit rows in a random (fixed) order"),
             Param("seed", int, 0, "seed of the shuffled order"),
             Param("enforce_real", bool, True, "project onto real images after each sweep"),
             Param("enforce_positive", bool, True, "project onto non-negative images"),
+            Param(
+                "normalization",
+                "choice",
+                "system-matrix",
+                "scaling of lam: system-matrix (lam ||S||_F^2 / N of the swept matrix) or none",
+                choices=choices(Normalization.SYSTEM_MATRIX, Normalization.NONE),
+            ),
         ),
         solve=iter_kaczmarz,
         reference="Knopp et al. 2010; DERnet paper Table 1 (ART)",
