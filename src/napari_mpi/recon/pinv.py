@@ -85,7 +85,12 @@ register(
         params=(
             Param("mode", "choice", "tikhonov", "filter", choices=("tikhonov", "tsvd")),
             Param(
-                "lam", float, 0.01, "tikhonov: Tikhonov weight", 0.0, normalization="normalization"
+                "lam",
+                float,
+                0.01,
+                "Tikhonov weight (mode tikhonov)",
+                0.0,
+                normalization="normalization",
             ),
             Param(
                 "cutoff", float, 0.01, "tsvd: keep singular values >= cutoff * largest", 0.0, 1.0

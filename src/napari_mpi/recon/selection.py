@@ -48,7 +48,9 @@ def selection_mask(sm: SystemMatrix, selection: FrequencySelection) -> np.ndarra
     keeps none (naming the selection)."""
     if selection.snr_threshold is not None and selection.snr_threshold != "auto" and sm.snr is None:
         raise ValueError("snr_threshold: this system matrix carries no SNR")
-    keep = selection.mask(sm.frequencies, sm.channels, sm.snr, source=sm.source or "")
+    acq = sm.acquisition
+    num_channels = None if acq is None else int(acq.num_receive_channels)
+    keep = selection.mask(sm.frequencies, sm.channels, sm.snr, num_channels, sm.source or "")
     if not keep.any():
         raise ValueError(f"the frequency selection ({selection.describe()}) leaves no rows")
     return keep
