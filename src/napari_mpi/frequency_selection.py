@@ -94,7 +94,7 @@ class FrequencySelection:
             chans = chans.astype(np.int64)
             if np.any(chans < 0):
                 raise ValueError(
-                    f"channels: expected 0-based channel numbers, got {chans.tolist()}"
+                    f"channels: {chans[chans < 0].tolist()} out of range (0-based channel numbers)"
                 )
             object.__setattr__(self, "channels", tuple(int(c) for c in chans))
 
