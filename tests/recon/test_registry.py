@@ -177,3 +177,16 @@ def test_ppmpi_is_admm_with_the_documented_rho_scaling(two_points_2d, tmp_path):
         z = np.maximum(np.maximum(x + y, 0.0), 0.0)
         y = y + x - z
     np.testing.assert_allclose(out, z, rtol=1e-3, atol=1e-4 * z.max())
+
+
+def test_cgnr_and_pinv_are_findable_by_name_and_the_old_module_warns():
+    import sys
+
+    from napari_mpi.recon import cgnr, pinv
+
+    assert cgnr.iter_cgnr is registry.get_method("cgnr").solve
+    assert pinv.iter_pinv is registry.get_method("pinv").solve
+    sys.modules.pop("napari_mpi.recon.direct", None)
+    with pytest.warns(DeprecationWarning, match="recon.pinv"):
+        from napari_mpi.recon.direct import reconstruction_matrix
+    assert reconstruction_matrix is pinv.reconstruction_matrix
