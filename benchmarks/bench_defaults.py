@@ -13,7 +13,8 @@ too), and ``tuned`` the best PSNR over :data:`TUNING` (the frequency selection i
 criterion of issue #13 is a gap of at most 3 dB. ``--digits N`` adds N validation digits
 (MNIST 8100+, fine protocol, 30 dB) as a third, informative case.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py [--json out.json]``.
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --digits 20 --json
+benchmarks/results/defaults.json`` (the table in docs/reconstruction.md).
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ list the same entries with the same parameters.
 
 Registering a method
 --------------------
-Write a module that calls :func:`register` at import time, e.g. for an enhancement::
-
-    from napari_mpi.recon.registry import Method, Param, register
+Write a module that calls :func:`register` at import time, e.g. for an enhancement
+(``Method``, ``Param`` and ``register`` come from this module)::
 
     def iter_my_deconvolution(image, iterations=10):
         ...                                  # yield Progress(k, iterations, "...") per step
