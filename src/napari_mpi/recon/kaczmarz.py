@@ -131,7 +131,7 @@ def iter_kaczmarz(
     sm: SystemMatrix,
     measurements: np.ndarray,
     lam: float = 1e-3,
-    sweeps: int = 20,
+    sweeps: int = 50,
     row_weighting: bool = False,
     shuffle: bool = False,
     seed: int = 0,
@@ -198,7 +198,7 @@ def kaczmarz_reference(
     sm: SystemMatrix,
     u: np.ndarray,
     lam: float = 1e-3,
-    sweeps: int = 20,
+    sweeps: int = 50,
     row_weighting: bool = False,
 ) -> np.ndarray:
     """The textbook row-by-row loop in plain NumPy (one frame), for tests and benchmarks; the
@@ -231,7 +231,7 @@ register(
         "non-negative projections after each sweep.",
         params=(
             Param("lam", float, 1e-3, "Tikhonov weight", 0.0, normalization="normalization"),
-            Param("sweeps", int, 20, "passes over all rows", 1, 100000),
+            Param("sweeps", int, 50, "passes over all rows", 1, 100000),
             Param(
                 "row_weighting", bool, False, "normalise every row to unit energy (off: textbook)"
             ),
