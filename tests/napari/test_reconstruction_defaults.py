@@ -53,3 +53,28 @@ def test_networks_read_their_own_rows_whatever_the_threshold(widget_defaults):
         rec.method.value = method
         rec.start()
         assert rec.state == "done", (method, rec.status.value)
+
+
+def test_files_with_a_threshold_classical_and_network(make_napari_viewer, monkeypatch, tmp_path):
+    """From files: a classical method reads only the selected rows, a network every row."""
+    from napari_mpi.cli import main
+
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    cal, meas = tmp_path / "cal.mdf", tmp_path / "meas.mdf"
+    assert main(["simulate", "system-matrix", "-o", str(cal), "--quiet"]) == 0
+    args = ["simulate", "measurement", "--calibration", str(cal), "--snr", "30", "--frames", "1"]
+    assert main([*args, "--phantom", "two-points:gap=6", "-o", str(meas), "--quiet"]) == 0
+    viewer = make_napari_viewer()
+    rec = ReconstructionWidget(viewer)
+    rec.calibration.value = rec.measurement.value = "(file)"
+    rec.calibration_file.value, rec.measurement_file.value = str(cal), str(meas)
+    rec.snr_threshold.value = 30
+    for method in ("kaczmarz", "dernet"):
+        rec.method.value = method
+        rec.start()
+        assert rec.state == "done", (method, rec.status.value)
+    with nm.read_mdf(cal) as f:
+        selected = f.system_matrix(snr_threshold=30).num_rows
+        every = f.system_matrix().num_rows
+    assert viewer.layers[0].metadata["rows"] == selected < every
+    assert viewer.layers[1].metadata["rows"] == every  # the network took its own rows from all

@@ -78,11 +78,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     params = method.check_params(_method_params(args, method))
     selection = selection_from_args(args)
     with read_mdf(args.calibration) as cal:
-        # every row is read: the selection is applied by the reconstruction, so a learned
-        # method can take the rows its model needs whatever the selection says
-        sm = cal.system_matrix(background_correction=not args.no_background_correction)
-        if selection.channels is not None:  # a clear message for channels the file lacks
-            selection.band_mask(sm.frequencies, sm.channels, int(sm.channels.max()) + 1, cal.path)
+        # a network reads every row and takes the ones its model needs, whatever the selection
+        # says; the other methods read only the selected rows (the same filter as
+        # nm.reconstruct's, applied while reading)
+        sm = cal.system_matrix(
+            selection=None if method.selects_rows else selection,
+            background_correction=not args.no_background_correction,
+        )
     with read_mdf(args.measurement) as meas:
         total = meas.num_frames - meas.num_background_frames
         frames, average = parse_frames(args.frames, total)
