@@ -208,3 +208,25 @@ def test_admm_relaxation_reaches_the_same_solution(two_points_2d):
     assert np.linalg.norm(relaxed - plain) < 0.02 * np.linalg.norm(plain)
     with pytest.raises(ValueError, match="relaxation"):
         reconstruct(sm, u, "admm", relaxation=2.5)
+
+
+def test_kaczmarz_auto_lambda_follows_the_noise(two_points_2d):
+    """lam="auto" (the default) picks the Tikhonov weight by GCV: more noise, a larger lam; the
+    result is the Kaczmarz iterate at that lam."""
+    from napari_mpi.recon.kaczmarz import AUTO_LAMBDAS, gcv_lambda
+    from napari_mpi.simulation import add_noise
+
+    sm, u, _ = two_points_2d
+    clean = u[0]
+    rng = np.random.default_rng(3)
+    quiet = add_noise(clean, 40.0, rng)[0][None]
+    loud = add_noise(clean, 10.0, rng)[0][None]
+    lam_quiet, lam_loud = gcv_lambda(sm, quiet), gcv_lambda(sm, loud)
+    assert lam_quiet in AUTO_LAMBDAS and lam_loud in AUTO_LAMBDAS
+    assert lam_loud > lam_quiet
+    auto = reconstruct(sm, loud, "kaczmarz", None).data
+    fixed = reconstruct(sm, loud, "kaczmarz", None, lam=lam_loud).data
+    np.testing.assert_allclose(auto, fixed)
+    assert get_method("kaczmarz").param("lam").default == "auto"
+    with pytest.raises(ValueError, match="a number or 'auto'"):
+        reconstruct(sm, loud, "kaczmarz", lam="high")

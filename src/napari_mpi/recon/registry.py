@@ -66,6 +66,8 @@ class Param:
         Allowed range (inclusive).
     choices : tuple of str
         Allowed values of a ``"choice"``.
+    auto : bool
+        The value "auto" is accepted too (the method chooses; e.g. Kaczmarz's lam by GCV).
     normalization : str, optional
         How a regularisation weight is scaled before use (see
         :mod:`napari_mpi.recon.normalization`): the name of the method's parameter that picks
@@ -80,6 +82,7 @@ class Param:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     normalization: str | None = None
+    auto: bool = False
 
     def check(self, value: Any, method: str) -> Any:
         """Convert and validate ``value``; ValueError naming the method and parameter."""
@@ -87,6 +90,8 @@ class Param:
             if self.default is None:
                 return None
             raise ValueError(f"{method}: parameter '{self.name}' must not be None")
+        if self.auto and isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
         try:
             if self.kind is bool:
                 if isinstance(value, str):
@@ -124,7 +129,9 @@ class Param:
     def _kind_name(self) -> str:
         if self.kind == "choice":
             return f"one of {list(self.choices)}"
-        return {bool: "true/false", int: "an integer", float: "a number"}.get(self.kind, "text")
+        names = {bool: "true/false", int: "an integer", float: "a number"}
+        text = names.get(self.kind, "text")
+        return f"{text} or 'auto'" if self.auto else text
 
 
 Solve = Callable[..., Generator[Progress, None, np.ndarray]]
