@@ -132,7 +132,7 @@ AUTO_LAMBDAS = tuple(float(v) for v in np.logspace(-5, -1, 17))
 #: ``lam="auto"`` falls back to this relative lambda for matrices with more voxels than
 #: :data:`AUTO_MAX_VOXELS` (their SVD would take minutes)
 AUTO_FALLBACK = 1e-3
-AUTO_MAX_VOXELS = 4096
+AUTO_MAX_VOXELS = 2500
 
 
 def gcv_lambda(sm: SystemMatrix, u: np.ndarray, row_weighting: bool = False) -> float:
