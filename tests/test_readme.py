@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,14 @@ def test_readme_python_examples_run(files):
     assert len(snippets) >= 3
     namespace: dict = {}
     for code in snippets:
+        code = textwrap.dedent(code)
+        if "last_simulation" in code:  # the napari console's namespace after a simulation
+            namespace["last_simulation"] = {
+                "system_matrix": namespace["sm"],
+                "measurement": namespace["meas"],
+                "xspace": None,
+                "scanner": namespace["scanner"],
+            }
         exec(compile(code, "README.md", "exec"), namespace)
     scores = namespace["nm"].metrics.compare(namespace["img"], namespace["phantom"])
     assert set(scores) >= {"psnr", "ssim", "nrmse", "rmse"}
