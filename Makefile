@@ -40,6 +40,7 @@ bench: setup
 	$(PY) benchmarks/bench_mdf_io.py
 	$(PY) benchmarks/bench_simulation.py
 	$(PY) benchmarks/bench_reconstruction.py
+	$(PY) benchmarks/bench_defaults.py --digits 20
 	$(PY) benchmarks/bench_learned.py --json benchmarks/results/learned.json
 	$(PY) benchmarks/bench_learned.py --signal calibration \
 		--json benchmarks/results/learned_calibration.json

@@ -141,7 +141,7 @@ def run_method(full, u, name, params):
         if key not in _SELECTIONS:
             _SELECTIONS[key] = (full, full.select_rows(rows))
         sm, data = _SELECTIONS[key][1], u[:, rows]
-    return reconstruct(sm, data, name, **params).data[:, 0]
+    return reconstruct(sm, data, name, selection=None, **params).data[:, 0]
 
 
 def tune(full, u_val, targets, name, fixed, grid):

@@ -7,6 +7,8 @@ import sys
 from importlib import metadata, resources
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -64,3 +66,47 @@ def test_wheel_ships_the_manifest(tmp_path):
     assert shipped == (REPO / "napari.yaml").read_text()
     assert "napari-mpi = napari_mpi:napari.yaml" in eps
     assert "napari-mpi = napari_mpi.cli:main" in eps
+
+
+#: what reading a file must not pay for (issue #15: light imports)
+HEAVY = ("torch", "scipy.signal", "napari_mpi.simulation", "napari", "magicgui", "skimage")
+
+
+def test_import_and_read_mdf_stay_light(tmp_path):
+    """``import napari_mpi`` and reading an MDF file load neither torch, nor the simulator, nor
+    scipy.signal (checked in a fresh interpreter); ``nm.metrics`` is there on first use."""
+    from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+    scanner = get_preset("preclinical-2d")
+    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (4, 4)))
+    import napari_mpi as nm
+
+    path = nm.write_calibration(tmp_path / "cal.mdf", sm)
+    code = (
+        "import sys, napari_mpi as nm\n"
+        f"heavy = {HEAVY!r}\n"
+        "after_import = [m for m in heavy if m in sys.modules]\n"
+        f"with nm.read_mdf({str(path)!r}) as f:\n"
+        "    sm = f.system_matrix(snr_threshold=2)\n"
+        "after_read = [m for m in heavy if m in sys.modules]\n"
+        "u = sm.matrix[:, :1].T\n"
+        "img = nm.reconstruct(sm, u, 'kaczmarz')\n"
+        "after_kaczmarz = [m for m in heavy if m in sys.modules]\n"
+        "compare = nm.metrics.compare\n"
+        "print(after_import, after_read, after_kaczmarz, sep='|')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    after_import, after_read, after_kaczmarz = out.stdout.strip().split("|")
+    assert after_import == "[]"
+    assert after_read == "[]"
+    assert "torch" not in after_kaczmarz and "napari_mpi.simulation" not in after_kaczmarz
+
+
+def test_lazy_attributes():
+    import napari_mpi as nm
+
+    assert callable(nm.metrics.compare)
+    assert nm.simulation.get_preset("preclinical-2d").name == "preclinical-2d"
+    assert "metrics" in dir(nm)
+    with pytest.raises(AttributeError):
+        nm.no_such_thing  # noqa: B018

@@ -8,6 +8,7 @@ import pytest
 from napari_mpi._napari.metrics_widget import MetricsWidget
 from napari_mpi._napari.reconstruction_widget import ReconstructionWidget
 from napari_mpi._napari.simulation_widget import SimulationWidget
+from napari_mpi.frequency_selection import AUTO_SNR_THRESHOLD
 
 pytestmark = pytest.mark.gui
 
@@ -143,9 +144,12 @@ def test_measurement_layer_from_a_file_uses_its_background(
     viewer.open(str(tmp_path / "meas.mdf"), plugin="napari-mpi")
     rec = ReconstructionWidget(viewer)
     assert rec.measurement.value.name == "meas"
-    _, corrected, _ = rec._inputs()
+    used, corrected, _ = rec._inputs()
+    # the widget's SNR threshold 0 is the automatic selection (SNR >= 2; issue #13)
+    keep = sm.snr >= AUTO_SNR_THRESHOLD
+    assert corrected.shape[1] == used.num_rows == int(keep.sum())
     expected = meas.data[0] - meas.background.mean(axis=0)
-    np.testing.assert_allclose(corrected[0], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(corrected[0], expected[keep], rtol=1e-4, atol=1e-4)
     rec.background.value = False
     _, raw, _ = rec._inputs()
-    np.testing.assert_allclose(raw[0], meas.data[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(raw[0], meas.data[0][keep], rtol=1e-5, atol=1e-5)

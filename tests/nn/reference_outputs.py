@@ -54,7 +54,8 @@ def compute_shipped() -> dict[str, np.ndarray]:
         "dernet": reconstruct(sm, u, "dernet").data,
         "cascaded": reconstruct(sm, u, "cascaded").data,
         "cascaded_preliminary": reconstruct(sm, u, "cascaded", stage="preliminary").data,
-        "ppmpi": reconstruct(sm, u, "ppmpi", iterations=5).data,
+        # stored with PP-MPI's earlier defaults (rho 0.1, every row); issue #13 changed them
+        "ppmpi": reconstruct(sm, u, "ppmpi", selection=None, iterations=5, rho=0.1).data,
     }
     grid = scanner_grid(get_preset("preclinical-2d"), (24, 24))
     clean = make_phantom("strokes:seed=123", grid).data

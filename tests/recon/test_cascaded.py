@@ -173,8 +173,8 @@ def test_bad_input(small_sm, tmp_path):
 
 
 def test_tikhonov_start_gives_an_image_before_training(small_sm):
-    from napari_mpi.recon.direct import reconstruction_matrix
     from napari_mpi.recon.learned import normalise_signal
+    from napari_mpi.recon.pinv import reconstruction_matrix
 
     net = CascadedNet(small_sm.num_rows, (9, 9), output_scale=0.5).eval()
     r = reconstruction_matrix(small_sm, "tikhonov", 0.01, 0.0)

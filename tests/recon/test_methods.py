@@ -29,7 +29,7 @@ def test_registry_lists_every_classical_method():
 @pytest.mark.parametrize("lam", [0.0, 0.01, 1.0])
 def test_kaczmarz_equals_textbook_loop(two_points_2d, weighting, lam):
     sm, u, _ = two_points_2d
-    fast = reconstruct(sm, u[:1], "kaczmarz", lam=lam, sweeps=4, row_weighting=weighting)
+    fast = reconstruct(sm, u[:1], "kaczmarz", None, lam=lam, sweeps=4, row_weighting=weighting)
     slow = kaczmarz_reference(sm, u[0], lam=lam, sweeps=4, row_weighting=weighting)
     # single-precision sweeps against the double-precision loop
     np.testing.assert_allclose(fast.data[0].ravel(), slow, rtol=1e-3, atol=1e-4 * slow.max())
@@ -39,17 +39,23 @@ def test_kaczmarz_equals_textbook_loop(two_points_2d, weighting, lam):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"sweeps": 5, "lam": 0.1}, {"enforce_positive": False}, {"shuffle": True, "sweeps": 2}],
+    [
+        {"sweeps": 10},
+        {"sweeps": 5, "lam": 0.1},
+        {"enforce_positive": False, "sweeps": 3},
+        {"shuffle": True, "sweeps": 2},
+    ],
 )
 def test_kaczmarz_precomputed_maps_give_the_same_iterate(two_points_2d, params):
     """Many frames go through the per-sweep maps; few frames through the sweeps themselves,
     until the maps exist. All three give the same images."""
     sm, u, _ = two_points_2d
     sm = sm.select_rows(np.arange(sm.num_rows))  # a fresh matrix: nothing cached yet
-    few = reconstruct(sm, u, "kaczmarz", **params).data
-    many = reconstruct(sm, np.tile(u, (sm.num_rows // 3 + 1, 1)), "kaczmarz", **params).data
+    few = reconstruct(sm, u, "kaczmarz", None, **params).data
+    many = reconstruct(sm, np.tile(u, (sm.num_rows // 3 + 1, 1)), "kaczmarz", None, **params)
+    many = many.data
     assert any("maps" in key for key in _cache_keys(sm))
-    few_again = reconstruct(sm, u, "kaczmarz", **params).data  # now through the cached maps
+    few_again = reconstruct(sm, u, "kaczmarz", None, **params).data  # now through the cached maps
     scale = np.abs(few).max()
     np.testing.assert_allclose(many[:3], few, atol=1e-5 * scale)
     np.testing.assert_allclose(few_again, few, atol=1e-5 * scale)
@@ -163,7 +169,7 @@ def test_kaczmarz_matches_textbook_on_independent_mdf(tmp_path):
         sm = f.system_matrix()
     with nm.read_mdf(meas.path) as f:
         u = f.measurements(sm)
-    fast = reconstruct(sm, u, "kaczmarz", lam=0.1, sweeps=5)
+    fast = reconstruct(sm, u, "kaczmarz", selection=None, lam=0.1, sweeps=5)
     for i in range(2):
         slow = kaczmarz_reference(sm, u[i], lam=0.1, sweeps=5).reshape(sm.grid_shape)
         truth = nm.MPIImage(slow[None], sm.fov, sm.center)
@@ -202,3 +208,25 @@ def test_admm_relaxation_reaches_the_same_solution(two_points_2d):
     assert np.linalg.norm(relaxed - plain) < 0.02 * np.linalg.norm(plain)
     with pytest.raises(ValueError, match="relaxation"):
         reconstruct(sm, u, "admm", relaxation=2.5)
+
+
+def test_kaczmarz_auto_lambda_follows_the_noise(two_points_2d):
+    """lam="auto" (the default) picks the Tikhonov weight by GCV: more noise, a larger lam; the
+    result is the Kaczmarz iterate at that lam."""
+    from napari_mpi.recon.kaczmarz import AUTO_LAMBDAS, gcv_lambda
+    from napari_mpi.simulation import add_noise
+
+    sm, u, _ = two_points_2d
+    clean = u[0]
+    rng = np.random.default_rng(3)
+    quiet = add_noise(clean, 40.0, rng)[0][None]
+    loud = add_noise(clean, 10.0, rng)[0][None]
+    lam_quiet, lam_loud = gcv_lambda(sm, quiet), gcv_lambda(sm, loud)
+    assert lam_quiet in AUTO_LAMBDAS and lam_loud in AUTO_LAMBDAS
+    assert lam_loud > lam_quiet
+    auto = reconstruct(sm, loud, "kaczmarz", None).data
+    fixed = reconstruct(sm, loud, "kaczmarz", None, lam=lam_loud).data
+    np.testing.assert_allclose(auto, fixed)
+    assert get_method("kaczmarz").param("lam").default == "auto"
+    with pytest.raises(ValueError, match="a number or 'auto'"):
+        reconstruct(sm, loud, "kaczmarz", lam="high")

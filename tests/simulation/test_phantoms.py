@@ -118,3 +118,33 @@ def test_resample_preserves_mean_and_geometry():
     shifted = nm.Grid((1, 20, 20), fov=(0, 0.024, 0.024), center=(0, 0, 0.0012))
     moved = resample(ph, shifted)
     np.testing.assert_allclose(moved.data[0, 0, :, :-1], down.data[0, 0, :, 1:], atol=1e-6)
+
+
+def test_one_phantom_registry_feeds_specs_help_and_widget():
+    """make_phantom, PHANTOM_SPEC_HELP and the Simulation widget's menu come from PHANTOMS."""
+    from napari_mpi.simulation import phantom_specs
+    from napari_mpi.simulation.phantoms import PHANTOM_SPEC_HELP, PHANTOMS, phantom_examples
+
+    assert PHANTOMS is phantom_specs.PHANTOMS
+    for name, kind in PHANTOMS.items():
+        assert f"  {kind.usage()}" in PHANTOM_SPEC_HELP, name
+    examples = phantom_examples()
+    assert set(examples.values()) == {k.example for k in PHANTOMS.values() if k.example}
+    for spec in examples.values():
+        assert make_phantom(spec, GRID).data.max() > 0
+    # a new entry appears in all three at once
+    extra = phantom_specs.PhantomKind(
+        "disc-test",
+        lambda grid, concentration=1.0: make_phantom("two-points:gap=6", grid),
+        (),
+        "a test entry",
+        "disc-test",
+        "test disc",
+    )
+    phantom_specs.register_phantom(extra)
+    try:
+        assert "disc-test" in phantom_specs.phantom_spec_help()
+        assert phantom_examples()["test disc"] == "disc-test"
+        assert make_phantom("disc-test", GRID).metadata["spec"] == "disc-test"
+    finally:
+        PHANTOMS.pop("disc-test")

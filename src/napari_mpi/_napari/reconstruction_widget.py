@@ -3,6 +3,7 @@ selection, frames, method and its parameters from the registry; runs in a thread
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..frequency_selection import AUTO_SNR_THRESHOLD
 from ..io import read_mdf
 from ..progress import Progress
 from ..recon import get_method, iter_reconstruct, methods
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
 _FILE = "(file)"
 
 
-def _param_widget(p):
+def _param_widget(p, help_text: str | None = None):
     """A widget for one registry parameter (floats as text: they span many decades)."""
     label = p.name.replace("_", " ")
+    if help_text is not None:
+        p = replace(p, help=help_text)
     if p.kind is bool:
         return CheckBox(name=p.name, label=label, value=bool(p.default), tooltip=p.help)
     if p.kind == "choice":
@@ -45,7 +49,9 @@ def _param_widget(p):
             min=int(p.minimum if p.minimum is not None else -(10**9)),
             max=int(p.maximum if p.maximum is not None else 10**9),
         )  # fmt: skip
-    value = "" if p.default is None else (p.default if p.kind is str else repr(p.default))
+    value = (
+        "" if p.default is None else (p.default if isinstance(p.default, str) else repr(p.default))
+    )
     return LineEdit(name=p.name, label=label, value=value, tooltip=p.help)
 
 
@@ -62,8 +68,11 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.measurement = ComboBox(label="measurement", choices=self._measurements)
         self.measurement_file = FileEdit(label="measurement file", filter="*.mdf *.h5 *.hdf5")
         self.snr_threshold = FloatSpinBox(
-            label="SNR threshold (0: off)", value=0.0, min=0.0, max=1e9
-        )
+            label="SNR threshold (0: auto)", value=0.0, min=0.0, max=1e9,
+            tooltip=f"keep rows with calibration SNR >= T; 0: automatic (SNR >= "
+            f"{AUTO_SNR_THRESHOLD:g} where the calibration has an SNR). DERnet and the cascaded "
+            "network read the rows their model needs whatever is set here.",
+        )  # fmt: skip
         self.min_khz = FloatSpinBox(label="min frequency (kHz)", value=0.0, min=0.0, max=1e6)
         self.max_khz = FloatSpinBox(
             label="max frequency (kHz, 0: off)", value=0.0, min=0.0, max=1e6
@@ -71,7 +80,7 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
         self.channels = LineEdit(label="channels", value="all")
         self.background = CheckBox(label="background correction", value=True)
         self.frames = ComboBox(label="frames", choices=["first", "average", "all"], value="first")
-        self.method = ComboBox(label="method", choices=[m.name for m in methods()])
+        self.method = ComboBox(label="method", choices=[m.name for m in methods("reconstruct")])
         self.params = Container(labels=True)
         self.extend(
             [
@@ -113,8 +122,9 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
 
     def _show_params(self, name: str) -> None:
         self.params.clear()
-        for p in get_method(name).params:
-            self.params.append(_param_widget(p))
+        method = get_method(name)
+        for p in method.params:
+            self.params.append(_param_widget(p, method.param_help(p)))
 
     def param_values(self) -> dict:
         """The parameters as set in the widget (empty text = default)."""
@@ -149,7 +159,7 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
                 f"({high:g} kHz); lower the min or raise the max (0: no max)"
             )
         return {
-            "snr_threshold": self.snr_threshold.value or None,
+            "snr_threshold": self.snr_threshold.value or "auto",
             "min_frequency": low * 1e3 or None,
             "max_frequency": high * 1e3 or None,
             "channels": channels,
@@ -241,17 +251,22 @@ def check_channels(channels: list[int] | None, sm, name: str = "the calibration"
         )
 
 
-def read_inputs(req: dict):
-    """(system matrix, measurements (frames, rows), name) for a request (reads files)."""
+def read_inputs(req: dict, select: bool = True):
+    """(system matrix, measurements (frames, rows), name) for a request (reads files).
+
+    The frequency selection (an automatic SNR threshold when the widget's is 0) is the one
+    ``nm.reconstruct`` applies; with ``select`` False every row is kept (for the networks,
+    which take the rows their model needs).
+    """
     sel = req["selection"]
     if "calibration_file" in req:
         path = req["calibration_file"]
         with read_mdf(path) as f:
             full = f.system_matrix(background_correction=req["background"])
         check_channels(sel["channels"], full, path.name)
-        sm = select_frequencies(full, **sel)
     else:
-        sm = select_frequencies(req["system_matrix"], **sel)
+        full = req["system_matrix"]
+    sm = select_frequencies(full, **sel) if select else full
     frames_mode = req["frames"]
     if "measurement_file" in req:
         with read_mdf(req["measurement_file"]) as f:
@@ -273,8 +288,9 @@ def read_inputs(req: dict):
 def reconstruction_work(req: dict, method: str, params: dict):
     """The worker's generator: read the inputs, reconstruct, build the layer data."""
     yield Progress(0, 1, "reading inputs")
-    sm, u, name = read_inputs(req)
-    image = yield from iter_reconstruct(sm, u, method, **params)
+    sm, u, name = read_inputs(req, select=not get_method(method).selects_rows)
+    # the selection is applied already (the networks ignore it)
+    image = yield from iter_reconstruct(sm, u, method, None, **params)
     image.metadata.update({"measurement": name, "rows": sm.num_rows})
     layer_data = image_layer(image, method)
     layer_data[1]["metadata"]["params"] = dict(params)

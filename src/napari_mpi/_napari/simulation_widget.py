@@ -27,7 +27,7 @@ from ..simulation import (
     native_image,
     scanner_grid,
 )
-from ..simulation.phantoms import PHANTOM_SPEC_HELP, make_phantom
+from ..simulation.phantom_specs import PHANTOM_SPEC_HELP, make_phantom, phantom_examples
 from . import _workers, view
 from .layers import calibration_layers, image_layer, spectra_layer
 from .writer import image_from_layer_data
@@ -36,15 +36,8 @@ if TYPE_CHECKING:
     import napari
 
 _FROM_LAYER = "(image layer)"
-_PHANTOM_EXAMPLES = {
-    "two points": "two-points:gap=6,diameter=1.5",
-    "two tubes": "two-tubes:gap=2",
-    "shape (cone)": "shape",
-    "resolution": "resolution",
-    "concentration": "concentration",
-    "strokes (digit-like)": "strokes:seed=0",
-    "vessels": "vessels:seed=0",
-}
+#: the phantom menu, from the phantom registry (title -> example SPEC)
+_PHANTOM_EXAMPLES = phantom_examples()
 
 
 class SimulationWidget(_workers.WorkerWidgetMixin, Container):

@@ -18,24 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from pathlib import Path
-
-import numpy as np
 
 from .._version import __version__
-from . import reconstruct, simulate, train
-from ._common import positive_int
+from . import demo, reconstruct, simulate, train
+from ._common import CLIError
+from .demo import DEMO_METHODS, cmd_demo  # noqa: F401  (their old home)
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line on stderr, no traceback."""
 
 
 def _format_info(summary: dict) -> str:
@@ -83,125 +75,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-#: (method, parameters, uses the SNR-selected rows); the networks read their own rows of the
-#: full matrix.
-DEMO_METHODS = (
-    ("kaczmarz", {"lam": 0.1, "sweeps": 10}, True),
-    ("admm", {"regularization": "l1+tv"}, True),
-    ("pinv", {"lam": 0.01}, True),
-    ("ppmpi", {}, True),
-    ("dernet", {}, False),
-    ("cascaded", {}, False),
-)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: simulate -> reconstruct (-> enhance, when it lands) -> report."""
-    from ..io import read_mdf, write_calibration, write_reconstruction
-    from ..metrics import compare
-    from ..progress import run
-    from ..recon import iter_reconstruct
-    from ..simulation import (
-        get_preset,
-        iter_measurement,
-        iter_system_matrix,
-        measured_snr_db,
-        native_image,
-        scanner_grid,
-        write_simulated_measurement,
-    )
-    from ..simulation.phantoms import make_phantom
-    from ._common import ProgressBar
-
-    scanner = get_preset(args.preset)  # bad input fails here, before any folder is made
-    grid = scanner_grid(scanner, tuple(args.grid))
-    fine = scanner_grid(scanner, tuple(5 * n for n in args.grid))
-    phantom = make_phantom(args.phantom, fine)
-    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="napari-mpi-demo-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = ProgressBar(not args.quiet)
-    report: dict = {"preset": scanner.name, "grid_xyz": list(args.grid), "files": {}}
-
-    # 1. simulate the calibration and a measurement (phantom on a 5x finer grid: no inverse crime)
-    t0 = time.perf_counter()
-    sm = run(iter_system_matrix(scanner, grid, background_frames=4), progress)
-    report["simulate_system_matrix_s"] = time.perf_counter() - t0
-    cal_path = out_dir / "calibration.mdf"
-    write_calibration(cal_path, sm, overwrite=True, metadata={"scanner": {"name": scanner.name}})
-    meas = run(
-        iter_measurement(
-            sm, phantom, args.snr, frames=3, background_frames=2,
-            simulate_on_phantom_grid=True, scanner=scanner,
-        ),
-        progress,
-    )  # fmt: skip
-    meas_path = write_simulated_measurement(out_dir / "measurement.mdf", meas, overwrite=True)
-    write_reconstruction(out_dir / "phantom.mdf", meas.phantom, overwrite=True)
-    write_reconstruction(
-        out_dir / "xspace_native.mdf", native_image(meas.phantom, scanner.gradient), overwrite=True
-    )
-    report["files"].update(
-        {"calibration": cal_path.name, "measurement": meas_path.name, "phantom": "phantom.mdf"}
-    )
-
-    # 2. read back from MDF, select frequencies by SNR, reconstruct with the classical methods
-    with read_mdf(cal_path) as f:
-        full = f.system_matrix()
-        cal = f.system_matrix(snr_threshold=args.snr_threshold)
-    with read_mdf(meas_path) as f:
-        u = f.measurements(cal, average=True)
-        u_full = f.measurements(full, average=True)
-    exact = bool(np.array_equal(full.matrix, sm.matrix))
-    report.update(
-        {
-            "calibration_read_back_identical": exact,
-            "rows_total": full.num_rows,
-            "rows_used": cal.num_rows,
-            "snr_threshold": args.snr_threshold,
-            "requested_snr_db": args.snr,
-            "measured_snr_db": measured_snr_db(meas.clean, meas.data[0]),
-            "methods": {},
-        }
-    )
-    for method, params, selected in DEMO_METHODS:
-        t0 = time.perf_counter()
-        sm_m, u_m = (cal, u) if selected else (full, u_full)
-        try:
-            image = run(iter_reconstruct(sm_m, u_m, method, **params), progress)
-        except ValueError as exc:  # e.g. a learned model trained for another calibration
-            report["methods"][method] = {"skipped": str(exc)}
-            continue
-        elapsed = time.perf_counter() - t0
-        name = f"reco_{method}.mdf"
-        write_reconstruction(out_dir / name, image, overwrite=True)
-        scores = compare(image, meas.phantom)
-        report["methods"][method] = {"params": params, "seconds": elapsed, **scores}
-        report["files"][method] = name
-    report["enhancement"] = "not available yet"
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-
-    print(f"napari-mpi {__version__} demo: preset '{scanner.name}', files in {out_dir}")
-    print(
-        f"  calibration {full.num_rows} rows x {full.num_voxels} voxels, simulated in "
-        f"{report['simulate_system_matrix_s']:.2f} s; MDF read back identical: {exact}"
-    )
-    print(
-        f"  measurement: phantom '{args.phantom}', requested {args.snr:g} dB, measured "
-        f"{report['measured_snr_db']:.2f} dB; {cal.num_rows} rows with SNR >= "
-        f"{args.snr_threshold:g}"
-    )
-    print(f"  {'method':<10}{'PSNR dB':>9}{'SSIM':>8}{'NRMSE':>8}{'time s':>9}")
-    for method, r in report["methods"].items():
-        if "skipped" in r:
-            print(f"  {method:<10} skipped: {r['skipped']}")
-            continue
-        print(f"  {method:<10}{r['psnr']:9.2f}{r['ssim']:8.3f}{r['nrmse']:8.3f}{r['seconds']:9.3f}")
-    print("  enhancement: not available yet (see the issue tracker); report.json written")
-    if not exact:
-        raise CLIError(f"{cal_path}: the calibration read back differs from what was written")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-mpi",
@@ -217,26 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--compact", action="store_true", help="with --json: on one line")
     info.set_defaults(func=cmd_info)
 
-    demo = sub.add_parser(
-        "demo", help="run the main job on the embedded defaults (no input files needed)"
-    )
-    demo.add_argument("--out", help="folder for the files it writes (default: a temporary one)")
-    demo.add_argument("--preset", default="preclinical-2d", help="scanner preset")
-    demo.add_argument(
-        "--grid",
-        nargs=2,
-        type=positive_int,
-        default=(19, 19),
-        metavar=("NX", "NY"),
-        help="calibration grid",
-    )
-    demo.add_argument("--phantom", default="resolution", metavar="SPEC", help="phantom SPEC")
-    demo.add_argument("--snr", type=float, default=30.0, help="measurement SNR (dB)")
-    demo.add_argument(
-        "--snr-threshold", type=float, default=30.0, help="calibration SNR threshold for rows"
-    )
-    demo.add_argument("--quiet", action="store_true", help="no progress display")
-    demo.set_defaults(func=cmd_demo)
+    demo.add_parser(sub)
     simulate.add_parser(sub)
     reconstruct.add_parsers(sub)
     train.add_parser(sub)

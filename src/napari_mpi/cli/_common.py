@@ -8,6 +8,10 @@ import sys
 from ..progress import Progress
 
 
+class CLIError(Exception):
+    """A user-facing error: printed as one line on stderr, no traceback."""
+
+
 def _number_type(convert, accept, expected: str):
     """An argparse type: ``convert`` the text, then require ``accept(value)``."""
 

@@ -49,6 +49,23 @@ def _method_params(args: argparse.Namespace, method) -> dict:
     return params
 
 
+def selection_from_args(args: argparse.Namespace):
+    """The :class:`~napari_mpi.FrequencySelection` of the CLI options (no option: "auto")."""
+    from ..frequency_selection import FrequencySelection
+
+    threshold = args.snr_threshold
+    if threshold is None:
+        threshold = "auto"
+    return FrequencySelection.coerce(
+        {
+            "snr_threshold": threshold,
+            "min_frequency": args.min_frequency,
+            "max_frequency": args.max_frequency,
+            "channels": args.channels,
+        }
+    )
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from ..io import read_mdf, write_reconstruction
     from ..progress import run
@@ -57,14 +74,15 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
-    method = get_method(args.method)
+    method = get_method(args.method, task="reconstruct")
     params = method.check_params(_method_params(args, method))
+    selection = selection_from_args(args)
     with read_mdf(args.calibration) as cal:
+        # a network reads every row and takes the ones its model needs, whatever the selection
+        # says; the other methods read only the selected rows (the same filter as
+        # nm.reconstruct's, applied while reading)
         sm = cal.system_matrix(
-            snr_threshold=args.snr_threshold,
-            min_frequency=args.min_frequency,
-            max_frequency=args.max_frequency,
-            channels=args.channels,
+            selection=None if method.selects_rows else selection,
             background_correction=not args.no_background_correction,
         )
     with read_mdf(args.measurement) as meas:
@@ -76,66 +94,93 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             background_correction=not args.no_background_correction,
             average=average,
         )
-    image = run(iter_reconstruct(sm, u, args.method, **params), ProgressBar(not args.quiet))
+    image = run(
+        iter_reconstruct(sm, u, args.method, selection, **params), ProgressBar(not args.quiet)
+    )
+    rows = image.metadata.get("rows_used", sm.num_rows)
     image.metadata.update(
         {
             "calibration": str(args.calibration),
             "measurement": str(args.measurement),
             "frames": args.frames,
-            "rows": sm.num_rows,
+            "rows": rows,
             "params": json.dumps(params),
         }
     )
+    image.metadata.pop("rows_used", None)
     write_reconstruction(out, image, overwrite=args.overwrite, acquisition=sm.acquisition)
     print(
         f"wrote {out}: {args.method}, {image.num_frames} frame(s), grid (x, y, z) "
-        f"{list(image.grid_shape[::-1])}, {sm.num_rows} rows"
+        f"{list(image.grid_shape[::-1])}, {rows} rows"
     )
     return 0
+
+
+def method_json(m) -> dict:
+    """One registry entry as JSON (``napari-mpi methods --json``)."""
+    return {
+        "name": m.name,
+        "task": m.task,
+        "title": m.title,
+        "kind": m.kind,
+        "description": m.description,
+        "selects_rows": m.selects_rows,
+        "params": [
+            {
+                "name": p.name,
+                "type": p.kind if isinstance(p.kind, str) else p.kind.__name__,
+                "default": p.default,
+                "help": m.param_help(p),
+                "choices": list(p.choices),
+                "normalization": None if p.normalization is None else str(p.normalization),
+            }
+            for p in m.params
+        ],
+    }
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from ..recon import methods
 
-    entries = methods()
+    entries = methods(args.task)
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": m.name,
-                        "title": m.title,
-                        "kind": m.kind,
-                        "description": m.description,
-                        "params": [
-                            {
-                                "name": p.name,
-                                "type": p.kind if isinstance(p.kind, str) else p.kind.__name__,
-                                "default": p.default,
-                                "help": p.help,
-                                "choices": list(p.choices),
-                            }
-                            for p in m.params
-                        ],
-                    }
-                    for m in entries
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([method_json(m) for m in entries], indent=2))
         return 0
-    for m in entries:
-        print(f"{m.name}: {m.title} [{m.kind}]")
-        print(f"    {m.description}")
-        for p in m.params:
-            extra = f" one of {list(p.choices)}" if p.choices else ""
-            print(f"    --{p.name.replace('_', '-'):<18} default {p.default!r:<10} {p.help}{extra}")
+    for task in ("reconstruct", "enhance"):
+        if args.task not in (None, task):
+            continue
+        group = [m for m in entries if m.task == task]
+        print(f"{task} ({len(group)} method{'s' if len(group) != 1 else ''}):")
+        if not group:
+            print("    (none registered yet)")
+        for m in group:
+            print(f"  {m.name}: {m.title} [{m.kind}]")
+            print(f"      {m.description}")
+            for p in m.params:
+                extra = f" one of {list(p.choices)}" if p.choices else ""
+                print(
+                    f"      --{p.name.replace('_', '-'):<18} default {p.default!r:<10} "
+                    f"{m.param_help(p)}{extra}"
+                )
     return 0
 
 
+def option_help(name: str, owners: list) -> str:
+    """Help of a method option shared by several methods: each method's own text and default
+    (identical texts once), so the help is right for every method that takes it."""
+    texts: dict[str, list[str]] = {}
+    for m in owners:
+        p = m.param(name)
+        default = "" if p.default is None else f", default {p.default!r}"
+        texts.setdefault(f"{m.param_help(p)}{default}", []).append(m.name)
+    return "; ".join(f"{', '.join(names)}: {text}" for text, names in texts.items())
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from ..frequency_selection import AUTO_SNR_THRESHOLD
     from ..recon import methods
 
+    entries = methods("reconstruct")
     rp = sub.add_parser(
         "reconstruct",
         help="reconstruct a measurement with a calibration and write an MDF reconstruction",
@@ -144,11 +189,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--calibration", required=True, help="calibration MDF file")
     rp.add_argument("--measurement", required=True, help="measurement MDF file")
     rp.add_argument(
-        "--method", default="kaczmarz", help=f"one of {', '.join(m.name for m in methods())}"
+        "--method", default="kaczmarz", help=f"one of {', '.join(m.name for m in entries)}"
     )
-    rp.add_argument("--snr-threshold", type=finite_float, help="keep rows with SNR >= T")
-    rp.add_argument("--min-frequency", type=positive_float, metavar="HZ")
-    rp.add_argument("--max-frequency", type=positive_float, metavar="HZ")
+    rp.add_argument(
+        "--snr-threshold",
+        type=finite_float,
+        help=f"keep rows with calibration SNR >= T (default: automatic, SNR >= "
+        f"{AUTO_SNR_THRESHOLD:g} where the file has an SNR; the networks dernet and cascaded "
+        "read their own rows)",
+    )
+    rp.add_argument("--min-frequency", type=positive_float, metavar="HZ", help="band start (Hz)")
+    rp.add_argument("--max-frequency", type=positive_float, metavar="HZ", help="band end (Hz)")
     rp.add_argument("--channels", nargs="+", type=int, help="receive channels (0-based)")
     rp.add_argument(
         "--frames", default="all", help="all, mean, I or I..J (0-based, inclusive; default all)"
@@ -160,21 +211,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--overwrite", action="store_true", help="replace an existing output")
     rp.add_argument("--quiet", action="store_true", help="no progress display")
     group = rp.add_argument_group("method options (see `napari-mpi methods`)")
-    seen: dict[str, list[str]] = {}
-    helps: dict[str, str] = {}
-    for m in methods():
+    owners: dict[str, list] = {}
+    for m in entries:
         for p in m.params:
-            seen.setdefault(p.name, []).append(m.name)
-            helps.setdefault(p.name, p.help)
-    for name, owners in seen.items():
+            owners.setdefault(p.name, []).append(m)
+    for name, ms in owners.items():
         group.add_argument(
             f"--{name.replace('_', '-')}",
             dest=f"p_{name}",
             metavar="VALUE",
-            help=f"{helps[name]} ({', '.join(owners)})",
+            help=option_help(name, ms).replace("%", "%%"),
         )
     rp.set_defaults(func=cmd_reconstruct)
 
-    mp = sub.add_parser("methods", help="list the reconstruction methods and their parameters")
+    mp = sub.add_parser(
+        "methods", help="list the methods (reconstruction and enhancement) and their parameters"
+    )
     mp.add_argument("--json", action="store_true", help="one JSON list")
+    mp.add_argument(
+        "--task", choices=("reconstruct", "enhance"), help="only the methods of this task"
+    )
     mp.set_defaults(func=cmd_methods)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frequency_selection import FrequencySelection
 from ..system_matrix import SystemMatrix
 from ._grid import read_grid
 from ._layout import DataLayout
@@ -39,14 +40,15 @@ def read_stored_snr(mdf: MDFFile, layout: DataLayout) -> np.ndarray | None:
 
 def read_system_matrix(
     mdf: MDFFile,
-    snr_threshold: float | None = None,
-    min_frequency: float | None = None,
-    max_frequency: float | None = None,
-    channels: int | list[int] | None = None,
+    selection: FrequencySelection,
     background_correction: bool = True,
     transfer_function_correction: bool = False,
 ) -> SystemMatrix:
-    """A calibration's system matrix, frequency-selected (see :meth:`MDFFile.system_matrix`)."""
+    """A calibration's system matrix, frequency-selected (see :meth:`MDFFile.system_matrix`).
+
+    The rows are filtered by ``selection`` (:meth:`FrequencySelection.band_mask` before any
+    data is read, :meth:`FrequencySelection.snr_mask` on the stored or estimated SNR).
+    """
     if mdf.kind != "calibration":
         raise mdf._f.error(None, f"is a {mdf.kind} file, not a calibration")
     layout = mdf._data_layout()
@@ -72,21 +74,8 @@ def read_system_matrix(
         indexing="ij",
     )
     jj, cc, kk = jj.ravel(), cc.ravel(), kk.ravel()
-    freqs = stored_bins[kk] / acq.cycle
-    keep = np.ones(jj.size, dtype=bool)
-    if channels is not None:
-        wanted = np.atleast_1d(np.asarray(channels, dtype=np.int64))
-        bad = wanted[(wanted < 0) | (wanted >= layout.num_channels)]
-        if bad.size:
-            raise ValueError(
-                f"channels: {bad.tolist()} out of range; {mdf.path} has "
-                f"{layout.num_channels} receive channel(s) (0-based)"
-            )
-        keep &= np.isin(cc, wanted)
-    if min_frequency is not None:
-        keep &= freqs >= float(min_frequency)
-    if max_frequency is not None:
-        keep &= freqs <= float(max_frequency)
+    freqs = stored_bins[kk] / acq.cycle  # no array over every possible bin
+    keep = selection.band_mask(freqs, cc, layout.num_channels, str(mdf.path))
     bg_already = mdf._f.flag("measurement/isBackgroundCorrected", default=mdf.is_v1)
     subtract_bg = background_correction and bg_idx.size > 0 and not bg_already
 
@@ -94,9 +83,14 @@ def read_system_matrix(
     snr = None if stored_snr is None else stored_snr[jj, cc, kk]
     positions = kk if layout.fourier else stored_bins[kk]
     conversion = conversion_factors(mdf, layout)
-    if snr is None and snr_threshold is not None and float(snr_threshold) <= 0:
-        snr_threshold = None  # every SNR is >= 0: no SNR selection, nothing to estimate
-    if snr is None and snr_threshold is not None:
+    threshold = selection.snr_threshold
+    keeps_all = isinstance(threshold, float) and threshold <= 0  # every SNR is >= 0
+    if (
+        snr is None
+        and selection.needs_snr
+        and not keeps_all
+        and (bg_idx.size >= 2 or threshold != "auto")
+    ):
         if bg_idx.size < 2:
             raise mdf._f.error(
                 "calibration/snr",
@@ -108,16 +102,13 @@ def read_system_matrix(
         snr[cand] = estimate_snr(
             mdf, layout, jj[cand], cc[cand], positions[cand], fg_idx, bg_idx, conversion
         )
-    if snr_threshold is not None:
-        keep &= snr >= float(snr_threshold)
+    by_snr = None if snr is None and keeps_all else selection.snr_mask(snr, str(mdf.path))
+    if by_snr is not None:
+        keep &= by_snr
     rows = np.flatnonzero(keep)
     if rows.size == 0:
         raise MDFError(
-            mdf.path,
-            None,
-            f"the frequency selection (snr_threshold={snr_threshold}, "
-            f"min_frequency={min_frequency}, max_frequency={max_frequency}, "
-            f"channels={channels}) leaves no rows",
+            mdf.path, None, f"the frequency selection ({selection.describe()}) leaves no rows"
         )
     all_frames = np.arange(layout.num_frames)
     mdf._f.check_memory(
@@ -167,6 +158,7 @@ def read_system_matrix(
                 "calibration_method": mdf._f.string("calibration/method", default=None),
                 "mdf_version": mdf.version,
                 "mdf_groups": provenance(mdf),
+                **({} if selection.is_empty else {"frequency_selection": selection.to_dict()}),
             },
         )
     except ValueError as exc:

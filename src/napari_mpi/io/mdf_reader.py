@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from ..acquisition import Acquisition
+from ..frequency_selection import FrequencySelection
 from ..image import MPIImage
 from ..system_matrix import SystemMatrix
 from ._acquisition import NO_ACQUISITION_FLAG, read_acquisition
@@ -269,20 +270,23 @@ class MDFFile:
 
     def system_matrix(
         self,
-        snr_threshold: float | None = None,
+        snr_threshold: float | str | FrequencySelection | None = None,
         min_frequency: float | None = None,
         max_frequency: float | None = None,
         channels: int | list[int] | None = None,
         background_correction: bool = True,
         transfer_function_correction: bool = False,
+        *,
+        selection: FrequencySelection | dict | None = None,
     ) -> SystemMatrix:
         """Read the system matrix of a calibration file, with frequency selection.
 
         Parameters
         ----------
-        snr_threshold : float, optional
+        snr_threshold : float or "auto", optional
             Keep rows whose SNR (``calibration/snr``, or estimated from background frames when
-            the file has none) is at least this value.
+            the file has none) is at least this value (a row exactly at it is kept); "auto":
+            :data:`~napari_mpi.frequency_selection.AUTO_SNR_THRESHOLD` where there is an SNR.
         min_frequency, max_frequency : float, optional
             Keep rows whose frequency lies in this closed range (Hz).
         channels : int or list of int, optional
@@ -294,6 +298,9 @@ class MDFFile:
         transfer_function_correction : bool
             Divide by ``acquisition/receiver/transferFunction`` (unless the file says it is
             corrected already).
+        selection : FrequencySelection, optional
+            All the filters in one object (instead of the four keyword arguments above, which
+            keep working; not both). A selection is recorded in ``metadata``.
 
         Returns
         -------
@@ -301,12 +308,20 @@ class MDFFile:
             ``matrix`` of shape (rows, voxels), complex64; rows ordered by channel, then
             frequency ascending.
         """
-        return read_system_matrix(
-            self,
+        if isinstance(snr_threshold, FrequencySelection | dict):
+            selection, snr_threshold = snr_threshold, None
+        if isinstance(channels, int | np.integer):
+            channels = [int(channels)]
+        sel = FrequencySelection.coerce(
+            selection,
             snr_threshold=snr_threshold,
             min_frequency=min_frequency,
             max_frequency=max_frequency,
             channels=channels,
+        )
+        return read_system_matrix(
+            self,
+            sel,
             background_correction=background_correction,
             transfer_function_correction=transfer_function_correction,
         )

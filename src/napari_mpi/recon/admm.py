@@ -14,8 +14,10 @@ parameter set (Cholesky), so an iteration costs one matrix product for a block o
 a few in-place array passes. ``relaxation`` > 1 over-relaxes the splits (Boyd et al. 2011,
 section 3.4.3).
 
-Scaling: lam_abs = lam * max|A^T b| (per frame; lam = 1 would give the all-zero image for L1),
-rho_abs = rho * ||A||_F^2 / N.
+Scaling (named normalisations, :mod:`napari_mpi.recon.normalization`): lam_abs = lam *
+max|A^T b| per frame by default (``normalization`` "measurement"; lam = 1 would give the
+all-zero image for L1), or lam * ||A||_F^2 / N ("system-matrix"), or lam as given ("none");
+rho_abs = rho * ||A||_F^2 / N always.
 
 Defaults (lam 1e-5, alpha_tv 0.5, rho 0.15, 50 iterations). Started from zero, the iterates
 first recover the well-determined components and take in noise later, so on MPI data the
@@ -36,6 +38,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
+from .normalization import Normalization, choices, weight_scale
 from .operators import cached, difference_operators, real_rhs, real_stack
 from .registry import Method, Param, check_inputs, register
 
@@ -90,7 +93,8 @@ class ADMMOperator:
         n = a.shape[1]
         self.a = a
         self.n = n
-        self.rho = float(rho) * float(np.sum(a**2)) / n
+        self.energy = float(np.sum(a**2))  # ||A||_F^2
+        self.rho = float(rho) * weight_scale(Normalization.SYSTEM_MATRIX, self.energy, n)
         self.diff = Differences(sm.grid_shape) if use_tv else None
         k = (self.rho if constraint else 1.0) * (a.T @ a)
         k[np.diag_indices_from(k)] += self.rho
@@ -110,15 +114,21 @@ def iter_admm(
     regularization: str = "l1+tv",
     lam: float = 1e-5,
     alpha_tv: float = 0.5,
-    rho: float = 0.15,
-    iterations: int = 50,
+    rho: float = 0.05,
+    iterations: int = 200,
     relaxation: float = 1.0,
     data_term: str = "penalty",
     epsilon: float | None = None,
     noise_std: float | None = None,
+    normalization: str = "measurement",
 ) -> Generator[Progress, None, np.ndarray]:
-    """ADMM; yields after every iteration, returns (frames, voxels) non-negative images."""
+    """ADMM; yields after every iteration, returns (frames, voxels) non-negative images.
+
+    ``lam`` is scaled by ``normalization`` (see the module docstring); ``rho`` by
+    ||A||_F^2 / N.
+    """
     u = check_inputs(sm, measurements)
+    norm = Normalization(normalization)
     if regularization == "l1":
         alpha_tv = 0.0
     elif regularization == "tv":
@@ -143,7 +153,10 @@ def iter_admm(
     f = atb.shape[1]
     # proximal thresholds: weights relative to max|A^T b| with the data term penalised;
     # with the constraint only the ratio between L1 and TV matters
-    scale = float(lam) * np.max(np.abs(atb), axis=0, keepdims=True) if not constraint else 1.0
+    if constraint:
+        scale = 1.0
+    else:
+        scale = float(lam) * weight_scale(norm, op.energy, op.n, atb)
     t_l1 = np.asarray(scale * (1 - alpha_tv) / op.rho, dtype=np.float32)
     t_tv = np.asarray(scale * alpha_tv / op.rho, dtype=np.float32)
     if constraint:
@@ -242,10 +255,19 @@ register(
             Param(
                 "regularization", "choice", "l1+tv", "regulariser", choices=("l1", "tv", "l1+tv")
             ),
-            Param("lam", float, 1e-5, "regularisation weight, relative to max|A^T b|", 0.0),
+            Param(
+                "lam",
+                float,
+                1e-5,
+                "regularisation weight (penalty data term)",
+                0.0,
+                normalization="normalization",
+            ),
             Param("alpha_tv", float, 0.5, "TV share of the L1+TV regulariser", 0.0, 1.0),
-            Param("rho", float, 0.15, "ADMM penalty, relative to ||A||_F^2 / N", 1e-12),
-            Param("iterations", int, 50, "ADMM iterations", 1, 1000000),
+            Param(
+                "rho", float, 0.05, "ADMM penalty", 1e-12, normalization=Normalization.SYSTEM_MATRIX
+            ),
+            Param("iterations", int, 200, "ADMM iterations", 1, 1000000),
             Param("relaxation", float, 1.0, "over-relaxation of the splits (1: none)", 0.01, 1.99),
             Param(
                 "data_term",
@@ -256,6 +278,16 @@ register(
             ),
             Param("epsilon", float, None, "constraint radius ||S c - u|| (V)", 0.0),
             Param("noise_std", float, None, "noise std per entry; gives epsilon", 0.0),
+            Param(
+                "normalization",
+                "choice",
+                "measurement",
+                "scaling of lam: measurement (lam max|A^T b| per frame), system-matrix "
+                "(lam ||S||_F^2 / N) or none",
+                choices=choices(
+                    Normalization.MEASUREMENT, Normalization.SYSTEM_MATRIX, Normalization.NONE
+                ),
+            ),
         ),
         solve=iter_admm,
         reference="Ilbey et al. 2017; DERnet paper Table 1 (ADMM_L1, _TV, _L1+TV)",

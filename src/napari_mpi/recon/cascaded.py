@@ -20,8 +20,8 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .direct import reconstruction_matrix
 from .learned import iter_infer_signal_model, load_signal_model
+from .pinv import reconstruction_matrix
 from .registry import Method, Param, register
 from .training_config import STRATEGIES, CascadedConfig
 
@@ -206,5 +206,6 @@ register(
         kind="learned",
         reference="Zhao et al., IJMPI 2026 (cascaded neural network)",
         order=55,
+        selects_rows=True,
     )
 )

@@ -277,5 +277,6 @@ register(
         kind="learned",
         reference="DERnet, Phys. Med. Biol. 2024",
         order=50,
+        selects_rows=True,
     )
 )

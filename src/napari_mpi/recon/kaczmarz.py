@@ -38,7 +38,8 @@ from scipy.linalg import solve_triangular
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .operators import cached, has_cached, relative_lambda
+from .normalization import Normalization, choices, weight_scale
+from .operators import cached, has_cached, real_rhs, real_stack
 from .registry import Method, Param, check_inputs, register
 
 
@@ -49,7 +50,13 @@ class KaczmarzOperator:
     """
 
     def __init__(
-        self, sm: SystemMatrix, lam: float, row_weighting: bool, shuffle: bool, seed: int
+        self,
+        sm: SystemMatrix,
+        lam: float,
+        row_weighting: bool,
+        shuffle: bool,
+        seed: int,
+        normalization: str = Normalization.SYSTEM_MATRIX,
     ) -> None:
         s = sm.matrix  # complex64: sweeps run in single precision (BLAS c-routines)
         energy = np.sum(np.abs(s.astype(np.complex128)) ** 2, axis=1)
@@ -59,7 +66,7 @@ class KaczmarzOperator:
         self.rows = rows
         self.weights = 1.0 / np.sqrt(energy[rows]) if row_weighting else np.ones(rows.size)
         a = s[rows].astype(np.complex128) * self.weights[:, None]
-        self.lam = relative_lambda(np.sum(np.abs(a) ** 2), a.shape[1], lam)
+        self.lam = float(lam) * weight_scale(normalization, np.sum(np.abs(a) ** 2), a.shape[1])
         gram = a @ a.conj().T  # accumulated in double precision, stored in single
         gram[np.diag_indices_from(gram)] += self.lam
         self.lower = np.tril(gram).astype(np.complex64)
@@ -120,21 +127,84 @@ class KaczmarzMaps:
         return 4 * sweeps * (2 * n * m + sweeps * n * n // 2) + 3 * 8 * m * m
 
 
+#: candidate relative lambdas of ``lam="auto"`` (GCV), 4 per decade
+AUTO_LAMBDAS = tuple(float(v) for v in np.logspace(-5, -1, 17))
+#: ``lam="auto"`` falls back to this relative lambda for matrices with more voxels than
+#: :data:`AUTO_MAX_VOXELS` (their SVD would take minutes)
+AUTO_FALLBACK = 1e-3
+AUTO_MAX_VOXELS = 2500
+
+
+def gcv_lambda(sm: SystemMatrix, u: np.ndarray, row_weighting: bool = False) -> float:
+    """Relative Tikhonov lambda (``normalization`` "system-matrix") chosen by generalised
+    cross-validation, among :data:`AUTO_LAMBDAS`.
+
+    For the (row-weighted) real-stacked system A = U diag(s) V^T and each frame b,
+    GCV(lam) = ||(I - A R_lam) b||^2 / trace(I - A R_lam)^2 with R_lam the Tikhonov inverse at
+    lam_abs = lam ||A||_F^2 / N; the frames' choices are combined by their geometric mean and
+    rounded to the grid. The SVD is cached with ``sm``. Matrices with more than
+    :data:`AUTO_MAX_VOXELS` voxels get :data:`AUTO_FALLBACK`.
+
+    Parameters
+    ----------
+    sm : SystemMatrix
+    u : ndarray, shape (frames, rows)
+        Measurements aligned with ``sm``.
+    row_weighting : bool
+        Weight rows to unit energy first (as Kaczmarz does with ``row_weighting``).
+    """
+    if sm.num_voxels > AUTO_MAX_VOXELS:
+        return AUTO_FALLBACK
+
+    def build():
+        s = sm.matrix.astype(np.complex128)
+        energy = np.sum(np.abs(s) ** 2, axis=1)
+        rows = np.flatnonzero(energy > 0)
+        w = 1.0 / np.sqrt(energy[rows]) if row_weighting else np.ones(rows.size)
+        a = real_stack(s[rows] * w[:, None])
+        left, sv, _ = np.linalg.svd(a, full_matrices=False)
+        return rows, w, left, sv, float(np.sum(sv**2)) / a.shape[1]
+
+    rows, w, left, sv, scale = cached(sm, ("kaczmarz-gcv", bool(row_weighting)), build)
+    b = real_rhs(np.asarray(u)[:, rows] * w)  # (2M, F)
+    beta = left.T @ b
+    rest = np.maximum(np.sum(b * b, axis=0) - np.sum(beta * beta, axis=0), 0.0)
+    lams = np.asarray(AUTO_LAMBDAS)
+    filt = sv[None, :] ** 2 / (sv[None, :] ** 2 + lams[:, None] * scale)  # (L, N)
+    residual = np.einsum("ln,nf->lf", (1 - filt) ** 2, beta**2) + rest  # (L, F)
+    dof = b.shape[0] - filt.sum(axis=1)
+    picks = lams[np.argmin(residual / dof[:, None] ** 2, axis=0)]
+    mean = np.exp(np.mean(np.log(picks)))
+    return float(lams[np.argmin(np.abs(np.log(lams) - np.log(mean)))])
+
+
 def iter_kaczmarz(
     sm: SystemMatrix,
     measurements: np.ndarray,
-    lam: float = 0.01,
-    sweeps: int = 3,
-    row_weighting: bool = True,
+    lam: float | str = "auto",
+    sweeps: int = 50,
+    row_weighting: bool = False,
     shuffle: bool = False,
     seed: int = 0,
     enforce_real: bool = True,
     enforce_positive: bool = True,
+    normalization: str = "system-matrix",
 ) -> Generator[Progress, None, np.ndarray]:
-    """Kaczmarz / ART; yields after each sweep, returns (frames, voxels) images."""
+    """Kaczmarz / ART; yields after each sweep, returns (frames, voxels) images.
+
+    ``lam`` is scaled by ``normalization`` ("system-matrix": lam ||A||_F^2 / N of the swept,
+    row-weighted matrix A; "none": as given); see :mod:`napari_mpi.recon.normalization`.
+    ``lam="auto"`` (the default) picks a relative lambda by generalised cross-validation on
+    these measurements (:func:`gcv_lambda`), one for all frames; the progress messages name it.
+    """
     u = check_inputs(sm, measurements)
-    key = ("kaczmarz", float(lam), bool(row_weighting), bool(shuffle), int(seed))
-    op = cached(sm, key, lambda: KaczmarzOperator(sm, lam, row_weighting, shuffle, seed))
+    norm = Normalization(normalization).value
+    chosen = ""
+    if lam == "auto":  # GCV on these measurements; a relative lambda
+        lam, norm = gcv_lambda(sm, u, row_weighting), Normalization.SYSTEM_MATRIX.value
+        chosen = f" (lam {lam:.2g} by GCV)"
+    key = ("kaczmarz", float(lam), bool(row_weighting), bool(shuffle), int(seed), norm)
+    op = cached(sm, key, lambda: KaczmarzOperator(sm, lam, row_weighting, shuffle, seed, norm))
     if op.rows.size == 0:
         raise ValueError("kaczmarz: every row of the system matrix is zero")
     b = op.rhs(u).astype(np.complex64)
@@ -145,11 +215,11 @@ def iter_kaczmarz(
         and (2 * b.shape[1] >= op.rows.size or has_cached(sm, maps_key))
     ):
         maps = cached(sm, maps_key, lambda: KaczmarzMaps(op, sweeps))
-        return (yield from _iter_with_maps(maps, b, sweeps, enforce_positive))
+        return (yield from _iter_with_maps(maps, b, sweeps, enforce_positive, chosen))
     c = np.zeros((op.a.shape[1], b.shape[1]), dtype=np.complex64)
     v = np.zeros_like(b)
     root = np.float32(np.sqrt(op.lam))
-    yield Progress(0, sweeps, "kaczmarz sweeps")
+    yield Progress(0, sweeps, f"kaczmarz sweeps{chosen}")
     for sweep in range(sweeps):
         residual = b - op.a @ c - root * v
         tau = solve_triangular(op.lower, residual, lower=True, check_finite=False)
@@ -159,17 +229,17 @@ def iter_kaczmarz(
             c.imag = 0
         if enforce_positive:
             np.maximum(c.real, 0, out=c.real)
-        yield Progress(sweep + 1, sweeps, "kaczmarz sweeps")
+        yield Progress(sweep + 1, sweeps, f"kaczmarz sweeps{chosen}")
     return c.real.T
 
 
 def _iter_with_maps(
-    maps: KaczmarzMaps, b: np.ndarray, sweeps: int, enforce_positive: bool
+    maps: KaczmarzMaps, b: np.ndarray, sweeps: int, enforce_positive: bool, chosen: str = ""
 ) -> Generator[Progress, None, np.ndarray]:
     """Sweeps through the precomputed maps: c_k = P_k [Re b; Im b] + sum_j R_kj c'_j."""
     stacked = np.concatenate([b.real, b.imag])
     images: list[np.ndarray] = []
-    yield Progress(0, sweeps, "kaczmarz sweeps")
+    yield Progress(0, sweeps, f"kaczmarz sweeps{chosen}")
     for k in range(sweeps):
         c = maps.p[k] @ stacked
         for j in range(k):
@@ -177,18 +247,19 @@ def _iter_with_maps(
         if enforce_positive:
             np.maximum(c, 0, out=c)
         images.append(c)
-        yield Progress(k + 1, sweeps, "kaczmarz sweeps")
+        yield Progress(k + 1, sweeps, f"kaczmarz sweeps{chosen}")
     return images[-1].T
 
 
 def kaczmarz_reference(
     sm: SystemMatrix,
     u: np.ndarray,
-    lam: float = 0.01,
-    sweeps: int = 3,
-    row_weighting: bool = True,
+    lam: float = 1e-3,
+    sweeps: int = 50,
+    row_weighting: bool = False,
 ) -> np.ndarray:
-    """The textbook row-by-row loop in plain NumPy (one frame), for tests and benchmarks."""
+    """The textbook row-by-row loop in plain NumPy (one frame), for tests and benchmarks; the
+    same defaults as the registry's ``kaczmarz`` (every row of ``sm``: no frequency selection)."""
     s = sm.matrix.astype(np.complex128)
     energy = np.sum(np.abs(s) ** 2, axis=1)
     rows = energy > 0  # rows without energy carry nothing
@@ -216,13 +287,30 @@ register(
         description="Row-energy normalised Kaczmarz; lambda relative to ||S||_F^2 / N; real and "
         "non-negative projections after each sweep.",
         params=(
-            Param("lam", float, 0.01, "Tikhonov weight, relative to ||S||_F^2 / N", 0.0),
-            Param("sweeps", int, 3, "passes over all rows", 1, 100000),
-            Param("row_weighting", bool, True, "normalise every row to unit energy"),
+            Param(
+                "lam",
+                float,
+                "auto",
+                "Tikhonov weight; auto: chosen by GCV on the measurements",
+                0.0,
+                normalization="normalization",
+                auto=True,
+            ),
+            Param("sweeps", int, 50, "passes over all rows", 1, 100000),
+            Param(
+                "row_weighting", bool, False, "normalise every row to unit energy (off: textbook)"
+            ),
             Param("shuffle", bool, False, "visit rows in a random (fixed) order"),
             Param("seed", int, 0, "seed of the shuffled order"),
             Param("enforce_real", bool, True, "project onto real images after each sweep"),
             Param("enforce_positive", bool, True, "project onto non-negative images"),
+            Param(
+                "normalization",
+                "choice",
+                "system-matrix",
+                "scaling of lam: system-matrix (lam ||S||_F^2 / N of the swept matrix) or none",
+                choices=choices(Normalization.SYSTEM_MATRIX, Normalization.NONE),
+            ),
         ),
         solve=iter_kaczmarz,
         reference="Knopp et al. 2010; DERnet paper Table 1 (ART)",

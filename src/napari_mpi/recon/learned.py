@@ -43,10 +43,26 @@ def model_rows(sm: SystemMatrix, card: dict, folder: Path) -> np.ndarray:
     if missing:
         raise ValueError(
             f"model {folder} reads {len(wanted)} rows; {len(missing)} of them are not in this "
-            f"system matrix (e.g. channel {missing[0][1]}, bin {missing[0][2]}): read the "
-            "calibration without a stricter frequency selection"
+            f"system matrix (e.g. channel {missing[0][1]}, bin {missing[0][2]}). "
+            + _missing_rows_hint(sm)
         )
     return np.array([lookup[r] for r in wanted])
+
+
+def _missing_rows_hint(sm: SystemMatrix) -> str:
+    """What to change when a model's rows are missing (the selection, or the model)."""
+    chosen = sm.metadata.get("frequency_selection")
+    if chosen:
+        return (
+            f"This system matrix was read with a frequency selection ({chosen}): pass the "
+            "calibration read without one (MDFFile.system_matrix() with no snr_threshold, "
+            "min/max_frequency or channels); the network picks its own rows"
+        )
+    return (
+        "The calibration lacks those rows, so the model was trained for another calibration: "
+        "choose a model trained for this one (the 'model' parameter, CLI --model) or train "
+        "one (napari-mpi train ... --calibration THIS_FILE)"
+    )
 
 
 def normalise_signal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
+from .normalization import Normalization, weight_scale
 from .operators import cached, real_rhs, real_stack
 from .registry import Method, Param, check_inputs, register
 
@@ -67,8 +68,8 @@ def iter_ppmpi(
     sm: SystemMatrix,
     measurements: np.ndarray,
     model: str = "default",
-    iterations: int = 10,
-    rho: float = 0.1,
+    iterations: int = 30,
+    rho: float = 0.03,
 ) -> Generator[Progress, None, np.ndarray]:
     """PP-MPI; yields after every iteration, returns (frames, voxels) non-negative images."""
     u = check_inputs(sm, measurements)
@@ -77,7 +78,7 @@ def iter_ppmpi(
     def build():
         a = real_stack(sm.matrix)
         n = a.shape[1]
-        rho_abs = float(rho) * float(np.sum(a**2)) / n
+        rho_abs = float(rho) * weight_scale(Normalization.SYSTEM_MATRIX, np.sum(a**2), n)
         k = a.T @ a
         k[np.diag_indices_from(k)] += rho_abs
         inverse = cho_solve(cho_factor(k, lower=True), np.eye(n)).astype(np.float32)
@@ -106,8 +107,10 @@ register(
         "trained on phantoms with Gaussian noise (not tied to a system matrix).",
         params=(
             Param("model", str, "default", "denoiser folder (model.pt + card.json) or 'default'"),
-            Param("iterations", int, 10, "ADMM iterations (DERnet Table 1: 10-30)", 1, 10000),
-            Param("rho", float, 0.1, "ADMM penalty, relative to ||A||_F^2 / N", 1e-12),
+            Param("iterations", int, 30, "ADMM iterations (DERnet Table 1: 10-30)", 1, 10000),
+            Param(
+                "rho", float, 0.03, "ADMM penalty", 1e-12, normalization=Normalization.SYSTEM_MATRIX
+            ),
         ),
         solve=iter_ppmpi,
         kind="learned",

@@ -4,7 +4,9 @@ Every function returns an :class:`~napari_mpi.MPIImage` of one frame on the give
 values in mmol(Fe)/L (``concentration`` sets the maximum). Shapes are rasterised with
 ``supersample`` points per axis inside each voxel, so edges are partial-volume averaged.
 
-A phantom can also be named by a SPEC string (see :func:`make_phantom`), as the CLI does.
+A phantom can also be named by a SPEC string (see :func:`make_phantom`), as the CLI does; the
+names, parameters and help of SPEC strings live in one registry,
+:mod:`napari_mpi.simulation.phantom_specs`.
 """
 
 from __future__ import annotations
@@ -410,98 +412,33 @@ def vessel_phantom(
     return _image(values, grid, concentration, meta)
 
 
-# -- SPEC strings --------------------------------------------------------------------------------
-PHANTOM_SPEC_HELP = """\
-Phantom SPEC: NAME or NAME:key=value,key=value (lengths in mm, concentration in mmol/L).
-  two-points:gap=3,axis=x[,diameter=1]     two spheres, centres gap mm apart
-  two-tubes:gap=2[,diameter=1.2,axis=x]    two parallel tubes, edge-to-edge gap mm
-  shape[:length=20,tip=0.5,base=5]         cone (public shape phantom)
-  resolution[:diameter=1,length=18]        fanning tubes (public resolution phantom)
-  concentration[:edge=3]                   cubes of 8 concentrations (public phantom)
-  strokes[:seed=0]                         digit-like strokes (no file needed)
-  vessels[:seed=0,generations=3]           3D vessel tree (no file needed)
-  digit:path=FILE.npz[,index=N,seed=S,key=K,place=1]   MNIST-style digit, DERnet placement
-  volume:path=FILE.npz[,index=N,key=train_images]      MedMNIST-style volume, resized
-  Every phantom also takes concentration=VALUE (default 1)."""
+# -- SPEC strings: the phantom registry (kept importable from here) ----------------------------
+from .phantom_specs import (  # noqa: E402  (the registry builds on the functions above)
+    PHANTOM_SPEC_HELP,
+    PHANTOMS,
+    make_phantom,
+    parse_phantom_spec,
+    phantom_examples,
+    register_phantom,
+)
 
-
-def parse_phantom_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``NAME:key=value,...`` into the name and its parameters (as strings)."""
-    name, _, rest = spec.strip().partition(":")
-    params: dict[str, str] = {}
-    if rest:
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            if not eq or not key.strip():
-                raise ValueError(f"phantom SPEC '{spec}': expected key=value, got '{item}'")
-            params[key.strip()] = value.strip()
-    return name.strip(), params
-
-
-def make_phantom(spec: str, grid: Grid) -> MPIImage:
-    """Build a phantom from a SPEC string on ``grid`` (see :data:`PHANTOM_SPEC_HELP`)."""
-    name, p = parse_phantom_spec(spec)
-
-    def num(key: str, default: float | None = None, mm: bool = False) -> float | None:
-        if key not in p:
-            return None if default is None else (default * 1e-3 if mm else default)
-        try:
-            value = float(p.pop(key))
-        except ValueError:
-            raise ValueError(f"phantom SPEC '{spec}': {key} must be a number") from None
-        return value * 1e-3 if mm else value
-
-    def integer(key: str, default: int | None = None) -> int | None:
-        value = num(key)
-        return default if value is None else int(value)
-
-    conc = num("concentration", 1.0)
-    if name == "two-points":
-        gap = num("gap", mm=True)
-        if gap is None:
-            raise ValueError(f"phantom SPEC '{spec}': two-points needs gap=MM")
-        out = two_points(grid, gap, p.pop("axis", "x"), num("diameter", mm=True), conc)
-    elif name == "two-tubes":
-        gap = num("gap", mm=True)
-        if gap is None:
-            raise ValueError(f"phantom SPEC '{spec}': two-tubes needs gap=MM")
-        out = two_tubes(grid, gap, num("diameter", 1.2, mm=True), p.pop("axis", "x"), conc)
-    elif name == "shape":
-        out = shape_phantom(
-            grid, num("length", 20, True), num("tip", 0.5, True), num("base", 5, True), conc
-        )
-    elif name == "resolution":
-        out = resolution_phantom(
-            grid, num("diameter", 1, True), num("length", 18, True), concentration=conc
-        )
-    elif name == "concentration":
-        out = concentration_phantom(grid, num("edge", 3, True), concentration=conc)
-    elif name == "strokes":
-        out = stroke_phantom(grid, integer("seed", 0), integer("strokes"), concentration=conc)
-    elif name == "vessels":
-        out = vessel_phantom(
-            grid, integer("seed", 0), integer("generations", 3), concentration=conc
-        )
-    elif name in ("digit", "volume"):
-        path = p.pop("path", None)
-        if not path:
-            raise ValueError(f"phantom SPEC '{spec}': {name} needs path=FILE.npz")
-        key = p.pop("key", None)
-        if name == "digit":
-            out = digit_phantom(
-                path,
-                grid,
-                integer("index"),
-                integer("seed", 0),
-                key,
-                conc,
-                bool(integer("place", 1)),
-            )
-        else:
-            out = volume_phantom(path, grid, integer("index", 0), key, conc)
-    else:
-        raise ValueError(f"phantom SPEC '{spec}': unknown phantom '{name}'\n{PHANTOM_SPEC_HELP}")
-    if p:
-        raise ValueError(f"phantom SPEC '{spec}': unknown parameter(s) {sorted(p)} for '{name}'")
-    out.metadata["spec"] = spec
-    return out
+__all__ = [
+    "PHANTOMS",
+    "PHANTOM_SPEC_HELP",
+    "concentration_phantom",
+    "digit_phantom",
+    "load_npz_images",
+    "make_phantom",
+    "parse_phantom_spec",
+    "phantom_examples",
+    "place_digit",
+    "rasterize",
+    "register_phantom",
+    "resolution_phantom",
+    "shape_phantom",
+    "stroke_phantom",
+    "two_points",
+    "two_tubes",
+    "vessel_phantom",
+    "volume_phantom",
+]

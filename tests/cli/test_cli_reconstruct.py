@@ -97,3 +97,59 @@ def test_methods_lists_the_registry(capsys):
     assert {p["name"] for p in admm["params"]} >= {"regularization", "lam", "alpha_tv"}
     assert main(["methods"]) == 0
     assert "--sweeps" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def preset_files(tmp_path_factory):
+    """The preset's default 19 x 19 calibration (the shipped networks' one) and a measurement."""
+    d = tmp_path_factory.mktemp("defaults")
+    cal, meas = d / "cal.mdf", d / "meas.mdf"
+    assert main(["simulate", "system-matrix", "-o", str(cal), "--quiet"]) == 0
+    args = ["simulate", "measurement", "--calibration", str(cal), "--snr", "30"]
+    args += ["--phantom", "two-points:gap=6,diameter=1.5", "--frames", "1"]
+    assert main([*args, "-o", str(meas), "--quiet"]) == 0
+    return d, cal, meas
+
+
+@pytest.mark.parametrize("method", ["kaczmarz", "admm", "dernet"])
+def test_cli_defaults_are_the_library_defaults(preset_files, method):
+    """No option: the CLI reads every row and reconstructs as ``nm.reconstruct`` does with its
+    defaults (the automatic SNR threshold; the networks take their own rows)."""
+    d, cal, meas = preset_files
+    out = d / f"{method}.mdf"
+    argv = ["reconstruct", "--calibration", str(cal), "--measurement", str(meas)]
+    assert main([*argv, "--method", method, "-o", str(out), "--quiet", "--overwrite"]) == 0
+    with nm.read_mdf(cal) as f:
+        sm = f.system_matrix()
+    with nm.read_mdf(meas) as f:
+        u = f.measurements(sm)
+    expected = nm.reconstruct(sm, u, method)
+    with nm.read_mdf(out) as f:
+        got = f.image()
+    np.testing.assert_allclose(got.data, expected.data, rtol=1e-4, atol=1e-5 * expected.data.max())
+
+
+def test_cli_network_ignores_the_snr_threshold(preset_files):
+    d, cal, meas = preset_files
+    argv = ["reconstruct", "--calibration", str(cal), "--measurement", str(meas), "--quiet"]
+    out = d / "dernet-thr.mdf"
+    assert main([*argv, "--method", "dernet", "--snr-threshold", "30", "-o", str(out)]) == 0
+    with nm.read_mdf(d / "dernet.mdf") as f:
+        plain = f.image().data
+    with nm.read_mdf(out) as f:
+        np.testing.assert_allclose(f.image().data, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_learned_method_names_the_setting_to_change():
+    from napari_mpi.recon.selection import select_frequencies
+    from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+
+    scanner = get_preset("preclinical-2d")
+    full = simulate_system_matrix(scanner, scanner_grid(scanner, (19, 19)))
+    chosen = select_frequencies(full, snr_threshold=30)
+    u = np.zeros((1, chosen.num_rows), np.complex64)
+    with pytest.raises(ValueError, match="read without one"):
+        nm.reconstruct(chosen, u, "dernet")
+    other = simulate_system_matrix(scanner, scanner_grid(scanner, (19, 19)), max_frequency=5e5)
+    with pytest.raises(ValueError, match="choose a model trained for this one"):
+        nm.reconstruct(other, np.zeros((1, other.num_rows), np.complex64), "dernet")
