@@ -145,5 +145,5 @@ def test_reconstruct_checks_the_system_matrix(method, bad, message):
         matrix = matrix[:0]
     sm = _sm(matrix)
     with pytest.raises(ValueError, match=message) as info:
-        nm.reconstruct(sm, np.ones((1, sm.num_rows), np.complex64), method=method)
+        nm.reconstruct(sm, np.ones((1, sm.num_rows), np.complex64), method=method, selection=None)
     assert "cal.mdf" in str(info.value)
