@@ -150,6 +150,10 @@ class _Identity:
     def __call__(self, batch):
         return batch
 
+    def to(self, device):
+        """Like a torch module: already wherever it is asked to be."""
+        return self
+
 
 def test_ppmpi_is_admm_with_the_documented_rho_scaling(two_points_2d, tmp_path):
     from napari_mpi.recon import ppmpi
