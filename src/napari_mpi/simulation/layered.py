@@ -25,6 +25,8 @@ mechanical pitch.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import fft as sfft
 
@@ -170,6 +172,35 @@ def layered_psf(
     return kernel / kernel.sum()
 
 
+@lru_cache(maxsize=8)
+def _kernel_norm(key: tuple) -> float:
+    """Sum of the phase-0 kernel over the (2n-1)^3 box: the on-grid kernel is normalised to 1."""
+    grid = Grid(key[0], key[1], (0.0, 0.0, 0.0))
+    return float(layer_kernel(grid, key[2], key[3], key[4]).sum())
+
+
+def _kernel_spectrum(key: tuple, phase: float, extra: int) -> np.ndarray:
+    """In-plane spectra of the normalised layer kernel at a z phase, (2nz-1+extra, Py, Px').
+
+    Cached for grids up to 48^3 voxels (repeated scans of training volumes), computed afresh
+    for larger ones to keep memory bounded.
+    """
+    if np.prod(key[0]) <= 48**3:
+        return _cached_spectrum(key, phase, extra)
+    return _spectrum(key, phase, extra)
+
+
+def _spectrum(key: tuple, phase: float, extra: int) -> np.ndarray:
+    grid = Grid(key[0], key[1], (0.0, 0.0, 0.0))
+    kernel = layer_kernel(grid, key[2], key[3], key[4], phase, extra)
+    spec = sfft.rfft2(kernel / _kernel_norm(key), s=key[5], workers=1)
+    spec.flags.writeable = False
+    return spec
+
+
+_cached_spectrum = lru_cache(maxsize=16)(_spectrum)
+
+
 def _scan_frame(
     frame: np.ndarray,
     grid: Grid,
@@ -186,12 +217,9 @@ def _scan_frame(
     phases = np.round(positions - m, 6)
     extra = int(m.max()) - (nz - 1) + 1 if nz > 1 else 0
     layers = np.empty((positions.size, ny, nx))
-    norm = None
+    key = (grid.shape, tuple(grid.fov), gradient, z_gradient, particles or Particles(), shape)
     for phase in np.unique(phases):
-        kernel = layer_kernel(grid, gradient, z_gradient, particles, float(phase), max(extra, 0))
-        if norm is None:  # phase 0 comes first: the on-grid kernel of the full box, sum 1
-            norm = kernel[: 2 * nz - 1].sum()
-        kspec = sfft.rfft2(kernel / norm, s=shape, workers=1)
+        kspec = _kernel_spectrum(key, float(phase), max(extra, 0))
         for k in np.flatnonzero(phases == phase):
             # layer at m + phase sees voxel j through the kernel slice t = m - j + nz - 1
             acc = np.einsum("jab,jab->ab", spectra, kspec[m[k] : m[k] + nz][::-1])
