@@ -155,3 +155,13 @@ def test_bad_parameters_are_refused(scan):
         wiener(degraded, padding="mirror")
     with pytest.raises(ValueError, match="either psf or degradation"):
         wiener(degraded, psf=gaussian_psf(), degradation=CLEAN)
+
+
+def test_acceleration_sharpens_faster_and_all_zero_stays_zero(scan):
+    phantom, degraded = scan
+    plain = richardson_lucy(degraded, 30, degradation=CLEAN, accelerate=False)
+    fast = richardson_lucy(degraded, 30, degradation=CLEAN)
+    assert fast.metadata["accelerate"] and not plain.metadata["accelerate"]
+    assert metrics.psnr(fast, phantom) > metrics.psnr(plain, phantom)
+    zero = richardson_lucy(_image(np.zeros(GRID.shape)), 5, degradation=CLEAN)
+    assert np.all(zero.data == 0)

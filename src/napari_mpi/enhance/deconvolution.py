@@ -97,7 +97,9 @@ class _Convolver:
     volume is the linear convolution of the zero-extended volume.
     """
 
-    def __init__(self, shape: tuple[int, ...], psf: np.ndarray, padding: str = "zero"):
+    def __init__(
+        self, shape: tuple[int, ...], psf: np.ndarray, padding: str = "zero", dtype=np.float64
+    ):
         self.shape = tuple(shape)
         self.padding = padding
         if padding == "periodic":
@@ -112,6 +114,8 @@ class _Convolver:
             self.before = tuple((p - n) // 2 for p, n in zip(self.fft_shape, shape, strict=True))
             kernel = _fold(psf, self.fft_shape)
         self.transfer = sfft.rfftn(kernel, s=self.fft_shape, workers=1)
+        if dtype == np.float32:
+            self.transfer = self.transfer.astype(np.complex64)
 
     def pad(self, x: np.ndarray) -> np.ndarray:
         """``x`` placed in the FFT grid (zero, mirrored or edge values around it)."""
@@ -155,19 +159,44 @@ def _fold(psf: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 # -- array functions -----------------------------------------------------------------------------
 def _rl_steps(
-    data: np.ndarray, psf: np.ndarray, iterations: int, padding: str, epsilon: float
+    data: np.ndarray,
+    psf: np.ndarray,
+    iterations: int,
+    padding: str,
+    epsilon: float,
+    accelerate: bool = False,
 ) -> Generator[tuple[int, np.ndarray], None, None]:
-    """The Richardson-Lucy iterates (k, x_k), k = 1..iterations."""
+    """The Richardson-Lucy iterates (k, x_k), k = 1..iterations.
+
+    ``accelerate``: Biggs-Andrews vector extrapolation (1997): the RL step is taken from
+    y_k = x_k + a_k (x_k - x_{k-1}), a_k = <g_{k-1}, g_{k-2}> / <g_{k-2}, g_{k-2}> in [0, 1),
+    g the change an RL step made; y_k is clipped at 0.
+    """
     if int(iterations) < 1:
         raise ValueError(f"richardson-lucy: iterations must be >= 1, got {iterations}")
-    y = np.clip(np.asarray(data, dtype=np.float64), 0, None)
+    y = np.clip(np.asarray(data, dtype=np.float32), 0, None)
     mode = "periodic" if padding == "periodic" else "zero"
-    conv = _Convolver(y.shape, np.asarray(psf, np.float64) / np.sum(psf), mode)
-    sensitivity = np.maximum(conv.convolve(np.ones_like(y), adjoint=True), epsilon)
-    x = np.full(y.shape, max(float(y.mean()), epsilon))
+    conv = _Convolver(y.shape, np.asarray(psf, np.float64) / np.sum(psf), mode, np.float32)
+    sensitivity = np.maximum(conv.convolve(np.ones_like(y), adjoint=True), 1e-6)
+    floor = epsilon * max(float(y.max()), 1e-30)  # relative to the data: float32 round-off
+
+    def step(x: np.ndarray) -> np.ndarray:
+        ratio = y / np.maximum(conv.convolve(x), floor)
+        return x * np.clip(conv.convolve(ratio, adjoint=True), 0, None) / sensitivity
+
+    x = np.full(y.shape, max(float(y.mean()), floor), dtype=np.float32)
+    x_prev = g_prev = g_prev2 = None
     for k in range(1, int(iterations) + 1):
-        ratio = y / np.maximum(conv.convolve(x), epsilon)
-        x = x * np.clip(conv.convolve(ratio, adjoint=True), 0, None) / sensitivity
+        point = x
+        if accelerate and g_prev is not None and g_prev2 is not None:
+            norm2 = float(np.vdot(g_prev2, g_prev2))
+            alpha = float(np.vdot(g_prev, g_prev2)) / norm2 if norm2 > 0 else 0.0
+            point = np.clip(x + min(max(alpha, 0.0), 0.999) * (x - x_prev), 0, None)
+        new = step(point)
+        if accelerate:
+            g_prev2, g_prev = g_prev, new - point
+            x_prev = x
+        x = new
         yield k, x
 
 
@@ -176,20 +205,22 @@ def richardson_lucy_array(
     psf: np.ndarray,
     iterations: int = 30,
     padding: str = "zero",
-    epsilon: float = 1e-12,
+    epsilon: float = 1e-6,
     callback: Callable[[int, np.ndarray], object] | None = None,
+    accelerate: bool = False,
 ) -> np.ndarray:
-    """Richardson-Lucy deconvolution of an n-D array (float64 result, same shape).
+    """Richardson-Lucy deconvolution of an n-D array (float32 FFTs and result, same shape).
 
     x_{k+1} = x_k / H^T 1 * H^T (y / (H x_k)), from a flat start (the mean of y). y is clipped
-    at 0 first (RL needs non-negative data); ``epsilon`` guards the division. Dividing by
-    H^T 1 (the sensitivity of each voxel, < 1 near the edges for a PSF wider than the volume)
-    keeps the fixed point unbiased where skimage's form leaves it out. ``callback(k, x_k)`` is
-    called after every iteration (k = 1..iterations). ``padding`` is "zero" or "periodic" (the
-    forward model); RL takes "reflect"/"edge" as "zero".
+    at 0 first (RL needs non-negative data); the division is guarded at ``epsilon`` x max(y).
+    Dividing by H^T 1 (the sensitivity of each voxel, < 1 near the edges for a PSF wider than
+    the volume) keeps the fixed point unbiased where skimage's form leaves it out.
+    ``callback(k, x_k)`` is called after every iteration (k = 1..iterations). ``padding`` is
+    "zero" or "periodic" (the forward model); RL takes "reflect"/"edge" as "zero".
+    ``accelerate``: Biggs-Andrews extrapolation (fewer iterations for the same sharpness).
     """
     x = None
-    for k, x in _rl_steps(data, psf, iterations, padding, epsilon):
+    for k, x in _rl_steps(data, psf, iterations, padding, epsilon, accelerate):
         if callback is not None:
             callback(k, x)
     return x
@@ -252,6 +283,7 @@ def iter_richardson_lucy(
     iterations: int = 30,
     psf: np.ndarray | None = None,
     degradation: Degradation | None = None,
+    accelerate: bool = True,
 ) -> Generator[Progress, None, MPIImage]:
     """Richardson-Lucy deconvolution of a 3D image, yielding progress per iteration.
 
@@ -265,6 +297,9 @@ def iter_richardson_lucy(
         The PSF on the image's voxels (odd sizes, centred); default from ``degradation``.
     degradation : Degradation, optional
         The scan whose PSF is used; default ``Degradation()`` (the papers' scan).
+    accelerate : bool
+        Biggs-Andrews extrapolation (default): the wide layered-scan PSF needs hundreds of
+        plain RL iterations; accelerated, the same sharpness takes a few times fewer.
 
     Returns
     -------
@@ -280,11 +315,17 @@ def iter_richardson_lucy(
     frames = []
     for f, frame in enumerate(image.data):
         last = None
-        for k, estimate in _rl_steps(frame, kernel, n, "zero", 1e-12):
+        for k, estimate in _rl_steps(frame, kernel, n, "zero", 1e-6, accelerate):
             last = estimate
             yield Progress(f * n + k, image.num_frames * n, f"{method}: iteration {k} of {n}")
         frames.append(last)
-    meta = {**image.metadata, "method": method, "iterations": int(iterations), **info}
+    meta = {
+        **image.metadata,
+        "method": method,
+        "iterations": n,
+        "accelerate": bool(accelerate),
+        **info,
+    }
     return MPIImage(np.stack(frames).astype(np.float32), image.fov, image.center, metadata=meta)
 
 
@@ -293,9 +334,10 @@ def richardson_lucy(
     iterations: int = 30,
     psf: np.ndarray | None = None,
     degradation: Degradation | None = None,
+    accelerate: bool = True,
 ) -> MPIImage:
     """Richardson-Lucy deconvolution of a 3D image (see :func:`iter_richardson_lucy`)."""
-    return run(iter_richardson_lucy(image, iterations, psf, degradation))
+    return run(iter_richardson_lucy(image, iterations, psf, degradation, accelerate))
 
 
 def iter_wiener(
