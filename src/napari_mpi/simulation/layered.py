@@ -201,6 +201,12 @@ def _spectrum(key: tuple, phase: float, extra: int) -> np.ndarray:
 _cached_spectrum = lru_cache(maxsize=16)(_spectrum)
 
 
+def clear_kernel_cache() -> None:
+    """Forget the cached layer kernels (they are kept for grids up to 48^3 voxels)."""
+    _cached_spectrum.cache_clear()
+    _kernel_norm.cache_clear()
+
+
 def _scan_frame(
     frame: np.ndarray,
     grid: Grid,
