@@ -91,3 +91,25 @@ def test_psf_shape_centre_and_anisotropy():
     assert np.unravel_index(np.argmax(k), k.shape) == (32, 32, 32)
     fx, fy, fz = widths(k)
     assert fz >= 2 * fx and fx == pytest.approx(fy)
+
+
+def test_psf_is_the_scans_response_averaged_over_the_layer_phase():
+    from scipy.signal import fftconvolve
+
+    d = Degradation(snr_db=None)  # 2 mm steps on 1 mm voxels: two phases
+    kernel = d.psf(GRID)
+    on_layer = d.apply(point()).data[0]  # the point at voxel 16, on a layer
+    moved = np.zeros(GRID.shape)
+    moved[17, 16, 16] = 1.0
+    between = d.apply(MPIImage(moved, GRID.fov, GRID.center)).data[0]
+    mean = (on_layer[4:29] + between[5:30]) / 2  # aligned on the point, away from the edges
+    expected = fftconvolve(point().data[0], kernel, mode="same")[4:29]
+    np.testing.assert_allclose(mean, expected, rtol=0.02, atol=2e-3 * expected.max())
+    # with a layer at every voxel the scan is exactly the convolution with the PSF
+    every = Degradation(z_step=1e-3, snr_db=None)
+    np.testing.assert_allclose(
+        every.apply(point()).data[0],
+        fftconvolve(point().data[0], every.psf(GRID), mode="same"),
+        rtol=1e-4,
+        atol=1e-9,
+    )
