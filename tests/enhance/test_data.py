@@ -93,11 +93,13 @@ def test_bad_pair_requests_are_refused(kwargs, message):
         make_pairs(**{"degradation": CLEAN, **kwargs})
 
 
-def test_a_file_without_split_arrays_is_refused(tmp_path):
+def test_a_single_array_file_is_split_by_index_and_flat_images_are_refused(tmp_path):
     path = tmp_path / "v.npz"
-    np.savez(path, data=np.zeros((2, 8, 8, 8), np.uint8))
-    with pytest.raises(ValueError, match="train_images"):
-        load_split(path, "train")
+    np.savez(path, data=np.zeros((20, 8, 8, 8), np.uint8))
+    assert load_split(path, "train").shape == (18, 8, 8, 8)
+    assert load_split(path, "val").shape == (2, 8, 8, 8)
+    with pytest.raises(ValueError, match="'test' split has no images"):
+        load_split(path, "test")  # datasets' index split: test from index 9000
     np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8))
     with pytest.raises(ValueError, match=r"\(n, d, h, w\)"):
         load_split(path, "train")

@@ -16,19 +16,18 @@ and tuning code calls on every set it is given) refuses a test set.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..datasets import SPLITS  # "train", "val", "test"
 from ..grid import Grid
 from ..image import MPIImage
 from ..simulation.phantoms import vessel_phantom
 from .degradation import Degradation
 
-SPLITS = ("train", "val", "test")
 #: Splits that training and model selection may use.
 TRAINING_SPLITS = ("train", "val")
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -144,34 +143,17 @@ def pair_grid(size: int = PAIR_SIZE, voxel_size: float = PAIR_VOXEL) -> Grid:
 
 
 def load_split(path: str | Path, split: str) -> np.ndarray:
-    """The (n, d, h, w) volumes of one split of a MedMNIST-style ``.npz`` (``{split}_images``).
+    """The (n, d, h, w) volumes of one split of an ``.npz`` (via ``datasets.load_split``).
 
-    Only that array is read, so a training run never loads the test volumes.
+    A MedMNIST-style file gives its stored ``{split}_images`` (only that array is read, so
+    training never loads the test volumes); a single array is split by index as
+    :mod:`napari_mpi.datasets` does. ValueError names the file for anything else.
     """
+    from ..datasets import load_split as load_dataset_split
+
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"volume file {path}: no such file")
-    key = f"{split}_images"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if key not in npz.files:
-                raise ValueError(
-                    f"volume file {path}: no array '{key}' (found {npz.files}); expected "
-                    "MedMNIST-style train_images / val_images / test_images"
-                )
-            volumes = np.asarray(npz[key])
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(
-            f"volume file {path}: not a readable .npz ({type(exc).__name__})"
-        ) from None
-    if volumes.ndim != 4 or volumes.dtype.kind not in "iufb" or volumes.shape[0] == 0:
-        raise ValueError(
-            f"volume file {path}: '{key}' must be a non-empty numeric (n, d, h, w) array, "
-            f"got {volumes.dtype} {volumes.shape}"
-        )
-    return volumes
+    return load_dataset_split(path, split, ndim=3)
 
 
 def _phantom_values(volume: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
