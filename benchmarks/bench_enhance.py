@@ -36,6 +36,7 @@ import numpy as np
 from napari_mpi.enhance import Degradation
 from napari_mpi.enhance.data import check_training_split, make_pairs, pair_grid
 from napari_mpi.enhance.deconvolution import richardson_lucy_array, wiener_array
+from napari_mpi.image import MPIImage
 from napari_mpi.metrics import psnr, rmse, ssim
 from napari_mpi.profiles import fwhm
 
@@ -127,8 +128,6 @@ def resolution_objects(degradation: Degradation) -> dict[str, tuple[np.ndarray, 
     ):
         phantom = np.zeros(grid.shape, np.float32)
         phantom[index] = 1.0
-        from napari_mpi.image import MPIImage
-
         scan = degradation.without_noise().apply(MPIImage(phantom, grid.fov, grid.center))
         objects[name] = scan.data[0]
     return objects
