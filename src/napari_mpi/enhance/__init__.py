@@ -4,6 +4,23 @@ deconvolution baselines and tiled application (learned methods come with #16's l
 torch is never imported here; every module works with numpy and scipy.
 """
 
+import sys
+import types
+
 from .degradation import Degradation
 
 __all__ = ["Degradation"]
+
+
+class _EnhanceModule(types.ModuleType):
+    """``napari_mpi.enhance`` is this subpackage and, called, the one enhancement entry point:
+    ``napari_mpi.enhance(image, method="wiener", **params)`` (the issue's public name; the
+    subpackage would otherwise shadow a function of that name on ``napari_mpi``)."""
+
+    def __call__(self, image, method: str, **params):
+        from ..recon.registry import enhance
+
+        return enhance(image, method, **params)
+
+
+sys.modules[__name__].__class__ = _EnhanceModule
