@@ -1,7 +1,10 @@
-"""Image -> image enhancement of 3D MPI volumes: the layered-scan degradation, training pairs,
-deconvolution baselines and tiled application (learned methods come with #16's later parts).
+"""Image -> image enhancement of 3D MPI volumes: the layered-scan degradation
+(:mod:`.degradation`), training pairs (:mod:`.data`), deconvolution baselines
+(:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`)
+and tiled application (:mod:`.tiling`). The learned methods are not built yet.
 
-torch is never imported here; every module works with numpy and scipy.
+torch is never imported here; every module works with numpy and scipy. Called,
+``napari_mpi.enhance(image, method, **params)`` runs a registered enhancement method.
 """
 
 import sys
