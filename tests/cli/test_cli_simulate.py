@@ -79,6 +79,22 @@ def test_xspace_layered_3d(tmp_path):
     assert img.grid_shape == (8, 16, 16) == np.load(ph).shape
 
 
+def test_xspace_layered_scan_models(tmp_path):
+    args = ["simulate", "xspace", "--preset", "preclinical-3d", "--grid", "16", "16", "8"]
+    args += ["--phantom", "vessels:seed=2", "--mode", "layered", "--quiet"]
+    images = {}
+    for name, extra in {
+        "papers": ["--z-step-mm", "1.5", "--scan-snr", "25"],
+        "trace-free": ["--scan-model", "trace-free"],
+    }.items():
+        out = tmp_path / f"{name}.mdf"
+        assert main([*args, *extra, "-o", str(out)]) == 0
+        with nm.read_mdf(out) as f:
+            images[name] = f.image().data
+    assert images["papers"].shape == images["trace-free"].shape == (1, 8, 16, 16)
+    assert not np.allclose(images["papers"], images["trace-free"])
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

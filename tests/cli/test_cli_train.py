@@ -141,7 +141,7 @@ def test_a_registered_method_appears_in_the_cli(tmp_path, capsys, monkeypatch):
 
     import napari_mpi.nn.trainers as trainers
 
-    sys.path.insert(0, str(Path(__file__).parent / "nn"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "nn"))
     from toy_trainable import TOY, write_volumes
 
     trainers.trainables()  # the built-in ones first

@@ -164,7 +164,12 @@ class SimulationWidget(_workers.WorkerWidgetMixin, Container):
         if params["xspace"]:
             yield Progress(0, 1, "x-space image")
             if grid.shape[0] > 1:
-                xspace = layered_scan(meas.phantom, scanner.gradient[0] * -1, particles)
+                # the preset's own 3D FFP field (z gradient twice the in-plane one), not the
+                # papers' z-stepped 2D scanner, whose z blur at a preset's 1 T/m would exceed
+                # the field of view
+                xspace = layered_scan(
+                    meas.phantom, scanner.gradient[0] * -1, particles, model="trace-free"
+                )
             else:
                 xspace = native_image(meas.phantom, scanner.gradient, particles)
             yield Progress(1, 1, "x-space image")

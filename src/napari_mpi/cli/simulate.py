@@ -168,7 +168,16 @@ def cmd_xspace(args: argparse.Namespace) -> int:
     elif args.mode == "gridded":
         image = gridded_scan(scanner, phantom, particles=particles)
     elif args.mode == "layered":
-        image = layered_scan(phantom, args.scan_gradient, particles)
+        image = layered_scan(
+            phantom,
+            args.scan_gradient,
+            particles,
+            z_gradient=args.z_gradient,
+            z_step=None if args.z_step_mm is None else args.z_step_mm * 1e-3,
+            snr=args.scan_snr,
+            seed=args.seed,
+            model=args.scan_model,
+        )
     else:
         image = narrowband_image(
             phantom, scanner.drive_amplitude[0], scanner.gradient, particles, args.harmonic
@@ -322,6 +331,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_float,
         default=3.0,
         help="layered mode: gradient in the scan plane (T/m, default 3)",
+    )
+    xp.add_argument(
+        "--scan-model",
+        choices=("papers", "trace-free"),
+        default="papers",
+        help="layered mode: papers (z blurred, default) or trace-free (ideal FFP magnet, "
+        "z sharper; the earlier layered scan)",
+    )
+    xp.add_argument(
+        "--z-gradient",
+        type=positive_float,
+        help="layered mode: gradient along the stepping axis (T/m; default half the scan "
+        "gradient, papers model)",
+    )
+    xp.add_argument(
+        "--z-step-mm",
+        type=positive_float,
+        help="layered mode: mechanical z step between layers (mm; default 2 for papers, one "
+        "voxel for trace-free)",
+    )
+    xp.add_argument(
+        "--scan-snr", type=float, help="layered mode: add Gaussian noise at this SNR (dB)"
     )
     xp.add_argument(
         "--harmonic", type=positive_int, default=3, help="narrowband mode: harmonic (default 3)"

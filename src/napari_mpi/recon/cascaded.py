@@ -20,7 +20,7 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .learned import iter_infer_signal_model, load_signal_model
+from .learned import DEVICE_PARAM, iter_infer_signal_model, load_signal_model
 from .pinv import reconstruction_matrix
 from .registry import Method, Param, register
 from .training_config import STRATEGIES, CascadedConfig
@@ -48,14 +48,23 @@ def load_cascaded(sm: SystemMatrix, path: str | Path | None = None):
 
 
 def iter_cascaded(
-    sm: SystemMatrix, measurements: np.ndarray, model: str = "default", stage: str = "final"
+    sm: SystemMatrix,
+    measurements: np.ndarray,
+    model: str = "default",
+    stage: str = "final",
+    device: str = "auto",
 ) -> Generator[Progress, None, np.ndarray]:
-    """Cascaded-network inference: b_max Net(b / b_max); ``stage`` "preliminary" returns
-    module 1's image instead of the final one. Returns (frames, voxels)."""
+    """Cascaded-network inference on ``device``: b_max Net(b / b_max); ``stage``
+    "preliminary" returns module 1's image instead of the final one. Returns (frames, voxels)."""
     index = 0 if stage == "preliminary" else 1
     return (
         yield from iter_infer_signal_model(
-            sm, measurements, "cascaded", lambda s: load_cascaded(s, model), lambda o: o[index]
+            sm,
+            measurements,
+            "cascaded",
+            lambda s: load_cascaded(s, model),
+            lambda o: o[index],
+            device=device,
         )
     )
 
@@ -201,6 +210,7 @@ register(
                 "which module's image to return",
                 choices=("final", "preliminary"),
             ),
+            DEVICE_PARAM,
         ),
         solve=iter_cascaded,
         kind="learned",

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
-from .learned import iter_infer_signal_model, load_signal_model
+from .learned import DEVICE_PARAM, iter_infer_signal_model, load_signal_model
 from .registry import Method, Param, register
 from .training_config import DERNET_KEYS, DERNET_SIZE_KEYS, INITIALISATIONS, DERnetConfig
 
@@ -139,12 +139,12 @@ def ridge_initialise(
 
 
 def iter_dernet(
-    sm: SystemMatrix, measurements: np.ndarray, model: str = "default"
+    sm: SystemMatrix, measurements: np.ndarray, model: str = "default", device: str = "auto"
 ) -> Generator[Progress, None, np.ndarray]:
-    """DERnet inference (eq. 10: b_max Net(b / b_max)); returns (frames, voxels)."""
+    """DERnet inference (eq. 10: b_max Net(b / b_max)) on ``device``; returns (frames, voxels)."""
     return (
         yield from iter_infer_signal_model(
-            sm, measurements, "dernet", lambda s: load_dernet(s, model)
+            sm, measurements, "dernet", lambda s: load_dernet(s, model), device=device
         )
     )
 
@@ -272,7 +272,10 @@ register(
         title="DERnet (end-to-end network)",
         description="Signal-to-image network of the DERnet paper; a model is trained for one "
         "system matrix (napari-mpi train dernet) and refuses others.",
-        params=(Param("model", str, "default", "model folder or 'default' (preclinical-2d)"),),
+        params=(
+            Param("model", str, "default", "model folder or 'default' (preclinical-2d)"),
+            DEVICE_PARAM,
+        ),
         solve=iter_dernet,
         kind="learned",
         reference="DERnet, Phys. Med. Biol. 2024",

@@ -23,6 +23,15 @@ import numpy as np
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
+from .registry import Param
+
+#: the ``device`` parameter of every method that runs a network (inference)
+DEVICE_PARAM = Param(
+    "device",
+    str,
+    "auto",
+    "torch device for the network: auto (CUDA when available, else CPU), cpu, cuda, cuda:N, mps",
+)
 
 _MODELS: dict[tuple, tuple] = {}
 
@@ -105,25 +114,33 @@ def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default:
 
 
 def iter_infer_signal_model(
-    sm: SystemMatrix, measurements: np.ndarray, method: str, load, pick=lambda out: out
+    sm: SystemMatrix,
+    measurements: np.ndarray,
+    method: str,
+    load,
+    pick=lambda out: out,
+    device: str = "auto",
 ) -> Generator[Progress, None, np.ndarray]:
     """Inference of a signal-to-image network: b_max Net(b / b_max) (DERnet eq. 10).
 
     ``load(sm)`` returns (network, row indices, card); ``pick`` chooses the image from the
-    network's output. Returns (frames, voxels), non-negative.
+    network's output; ``device`` ("auto", "cpu", "cuda", ...) is where the network runs.
+    Returns (frames, voxels), non-negative.
     """
     import torch
 
+    from ..nn.training import resolve_device
     from .registry import check_inputs
 
     u = check_inputs(sm, measurements)
     if sm.grid_shape[0] != 1:
         raise ValueError(f"{method}: only 2D grids (one voxel along z) are supported")
+    dev = resolve_device(device)
     net, rows, _ = load(sm)
     yield Progress(0, 1, method)
     x, b_max = normalise_signal(u[:, rows])
     with torch.no_grad():
-        out = pick(net(torch.from_numpy(x))).numpy()
+        out = pick(net.to(dev)(torch.from_numpy(x).to(dev))).cpu().numpy()
     images = out.reshape(out.shape[0], -1) * b_max[:, None]
     yield Progress(1, 1, method)
     return np.maximum(images, 0.0)

@@ -22,6 +22,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from ..progress import Progress
 from ..system_matrix import SystemMatrix
+from .learned import DEVICE_PARAM
 from .normalization import Normalization, weight_scale
 from .operators import cached, real_rhs, real_stack
 from .registry import Method, Param, check_inputs, register
@@ -52,15 +53,18 @@ def load_denoiser(path: str | Path | None = None):
     return _MODELS[key]
 
 
-def _denoise(model, images: np.ndarray) -> np.ndarray:
-    """Apply the 2D denoiser to images (F, z, y, x), each frame scaled to max 1."""
+def _denoise(model, images: np.ndarray, device=None) -> np.ndarray:
+    """Apply the 2D denoiser to images (F, z, y, x), each frame scaled to max 1, on ``device``
+    (a ``torch.device``; None: where the model is)."""
     import torch
 
     f, nz, ny, nx = images.shape
     scale = np.maximum(images.reshape(f, -1).max(axis=1), 1e-30)[:, None, None, None]
     batch = torch.from_numpy((images / scale).reshape(f * nz, 1, ny, nx).astype(np.float32))
+    if device is not None:
+        batch = batch.to(device)
     with torch.no_grad():
-        out = model(batch).numpy().reshape(f, nz, ny, nx)
+        out = model(batch).cpu().numpy().reshape(f, nz, ny, nx)
     return out * scale
 
 
@@ -70,10 +74,15 @@ def iter_ppmpi(
     model: str = "default",
     iterations: int = 30,
     rho: float = 0.03,
+    device: str = "auto",
 ) -> Generator[Progress, None, np.ndarray]:
-    """PP-MPI; yields after every iteration, returns (frames, voxels) non-negative images."""
+    """PP-MPI; the denoiser runs on ``device`` ("auto", "cpu", "cuda", ...); yields after
+    every iteration, returns (frames, voxels) non-negative images."""
+    from ..nn.training import resolve_device
+
     u = check_inputs(sm, measurements)
-    denoiser = load_denoiser(model)
+    dev = resolve_device(device)
+    denoiser = load_denoiser(model).to(dev)
 
     def build():
         a = real_stack(sm.matrix)
@@ -93,7 +102,7 @@ def iter_ppmpi(
     for it in range(iterations):
         x = inverse @ (atb + rho_abs * (z - y))
         v = np.maximum(x + y, 0.0)
-        z = np.maximum(_denoise(denoiser, v.T.reshape(f, *shape)).reshape(f, -1).T, 0.0)
+        z = np.maximum(_denoise(denoiser, v.T.reshape(f, *shape), dev).reshape(f, -1).T, 0.0)
         y += x - z
         yield Progress(it + 1, iterations, "pp-mpi iterations")
     return z.T
@@ -111,6 +120,7 @@ register(
             Param(
                 "rho", float, 0.03, "ADMM penalty", 1e-12, normalization=Normalization.SYSTEM_MATRIX
             ),
+            DEVICE_PARAM,
         ),
         solve=iter_ppmpi,
         kind="learned",

@@ -233,6 +233,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "napari_mpi.recon.ppmpi": ("ppmpi",),
     "napari_mpi.recon.dernet": ("dernet",),
     "napari_mpi.recon.cascaded": ("cascaded",),
+    "napari_mpi.enhance.methods": ("richardson-lucy", "wiener"),
 }
 _LOADED: set[str] = set()
 

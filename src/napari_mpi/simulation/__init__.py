@@ -13,6 +13,7 @@ from .langevin import (
     langevin_derivative,
     langevin_over_xi,
 )
+from .layered import layered_psf, layered_scan
 from .measurement import (
     SimulatedMeasurement,
     iter_measurement,
@@ -33,7 +34,6 @@ from .system_matrix import (
 from .xspace import (
     gridded_scan,
     harmonic_psf,
-    layered_scan,
     narrowband_image,
     native_image,
     psf,
@@ -58,6 +58,7 @@ __all__ = [
     "langevin",
     "langevin_derivative",
     "langevin_over_xi",
+    "layered_psf",
     "layered_scan",
     "measured_snr_db",
     "narrowband_image",

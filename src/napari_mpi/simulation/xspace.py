@@ -1,5 +1,5 @@
-"""x-space imaging: the multidimensional PSF, native images, gridded scans, layered 3D scans,
-and the narrowband harmonic PSF.
+"""x-space imaging: the multidimensional PSF, native images, gridded scans and the narrowband
+harmonic PSF (layered 3D scans: :mod:`napari_mpi.simulation.layered`).
 
 The x-space PSF of receive channel c for an ideal FFP scan is (Goodwill & Conolly 2011)
 
@@ -79,24 +79,6 @@ def native_image(
     data = np.clip(np.stack(frames), 0, None)
     meta = {"method": "x-space native image", "gradient_t_per_m": list(gradient)}
     return MPIImage(data.astype(np.float32), phantom.fov, phantom.center, metadata=meta)
-
-
-def layered_scan(
-    phantom: MPIImage,
-    gradient: float = 3.0,
-    particles: Particles | None = None,
-) -> MPIImage:
-    """A z-stepped ("layered") 3D x-space scan, as simulated in the CSDNet and DCCDM papers.
-
-    Each z layer is imaged by a 2D FFP scan in the x-y plane (receive coils along x and y) at
-    ``gradient`` T/m in the scan plane (-2 x gradient along z, trace-free); the stack over the
-    mechanical z steps is the volume. Particles above and below the scan plane reach it only
-    through the normal PSF part L(xi)/xi, so the z resolution is worse than x-y.
-    """
-    g = (gradient, gradient, -2 * gradient)
-    out = native_image(phantom, g, particles, channels=(0, 1))
-    out.metadata.update({"method": "layered x-space scan", "scan_plane_gradient_t_per_m": gradient})
-    return out
 
 
 def gridded_scan(

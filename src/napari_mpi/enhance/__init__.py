@@ -1,0 +1,29 @@
+"""Image -> image enhancement of 3D MPI volumes: the layered-scan degradation
+(:mod:`.degradation`), training pairs (:mod:`.data`), deconvolution baselines
+(:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`)
+and tiled application (:mod:`.tiling`). The learned methods are not built yet.
+
+torch is never imported here; every module works with numpy and scipy. Called,
+``napari_mpi.enhance(image, method, **params)`` runs a registered enhancement method.
+"""
+
+import sys
+import types
+
+from .degradation import Degradation
+
+__all__ = ["Degradation"]
+
+
+class _EnhanceModule(types.ModuleType):
+    """``napari_mpi.enhance`` is this subpackage and, called, the one enhancement entry point:
+    ``napari_mpi.enhance(image, method="wiener", **params)`` (the issue's public name; the
+    subpackage would otherwise shadow a function of that name on ``napari_mpi``)."""
+
+    def __call__(self, image, method: str, **params):
+        from ..recon.registry import enhance
+
+        return enhance(image, method, **params)
+
+
+sys.modules[__name__].__class__ = _EnhanceModule
