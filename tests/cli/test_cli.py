@@ -83,3 +83,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
         assert "another system matrix" in report["methods"][name]["skipped"]
     scored = [r for r in report["methods"].values() if "psnr" in r]
     assert len(scored) == 4 and all(r["psnr"] > 15 for r in scored)
+    # the enhancement step: a layered 3D scan of a vessel tree, every enhancement method
+    enh = report["enhancement"]
+    assert {"degraded input", "richardson-lucy", "wiener"} <= set(enh["methods"])
+    for name in enh["files"].values():
+        assert (tmp_path / name).exists()
+    rl, raw = enh["methods"]["richardson-lucy"], enh["methods"]["degraded input"]
+    assert rl["psnr"] > raw["psnr"] + 2 and rl["ssim"] > raw["ssim"]
+    assert "enhancement:" in text and "richardson-lucy" in text

@@ -1,5 +1,6 @@
 """``napari-mpi demo``: the main job on the embedded defaults (simulate -> write MDF -> read
-back -> reconstruct with every method -> report)."""
+back -> reconstruct with every method -> enhance a z-stepped 3D scan with every enhancement
+method -> report)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ DEMO_METHODS = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: simulate -> reconstruct (-> enhance, when it lands) -> report."""
+    """The main job: simulate -> reconstruct -> enhance -> report."""
     from ..io import read_mdf, write_calibration, write_reconstruction
     from ..metrics import compare
     from ..progress import run
@@ -108,7 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scores = compare(image, meas.phantom)
         report["methods"][method] = {"params": params, "seconds": elapsed, **scores}
         report["files"][method] = name
-    report["enhancement"] = "not available yet"
+    report["enhancement"] = _enhance_step(out_dir, progress)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
 
     print(f"napari-mpi {__version__} demo: preset '{scanner.name}', files in {out_dir}")
@@ -127,10 +128,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {method:<10} skipped: {r['skipped']}")
             continue
         print(f"  {method:<10}{r['psnr']:9.2f}{r['ssim']:8.3f}{r['nrmse']:8.3f}{r['seconds']:9.3f}")
-    print("  enhancement: not available yet (see the issue tracker); report.json written")
+    enh = report["enhancement"]
+    print(f"  enhancement: {enh['phantom']}, {enh['scan']}")
+    print(f"  {'method':<16}{'PSNR dB':>9}{'SSIM':>8}{'NRMSE':>8}{'time s':>9}")
+    for method, r in enh["methods"].items():
+        print(
+            f"  {method:<16}{r['psnr']:9.2f}{r['ssim']:8.3f}{r['nrmse']:8.3f}"
+            f"{r.get('seconds', 0.0):9.3f}"
+        )
+    print("  report.json written")
     if not exact:
         raise CLIError(f"{cal_path}: the calibration read back differs from what was written")
     return 0
+
+
+def _enhance_step(out_dir: Path, progress) -> dict:
+    """A layered (z-stepped) scan of a procedural vessel tree (32^3 voxels of 1 mm, the
+    papers' default degradation), enhanced by every registered enhancement method, each
+    scored against the phantom; the scan and the results are written as MDF."""
+    from ..enhance.data import make_pairs
+    from ..io import write_reconstruction
+    from ..metrics import compare
+    from ..progress import run
+    from ..recon import iter_enhance, methods
+
+    pairs = make_pairs(None, split="test", count=1)
+    scan, truth = pairs.image(0, "input"), pairs.image(0, "target")
+    write_reconstruction(out_dir / "vessels_phantom.mdf", truth, overwrite=True)
+    write_reconstruction(out_dir / "vessels_layered_scan.mdf", scan, overwrite=True)
+    deg = pairs.degradation
+    result: dict = {
+        "phantom": "procedural vessel tree, 32^3 voxels of 1 mm",
+        "scan": (
+            f"layered scan at {deg.gradient:g} T/m in x-y ({deg.model} model, {deg.snr_db:g} dB)"
+        ),
+        "degradation": deg.to_dict(),
+        "files": {"phantom": "vessels_phantom.mdf", "input": "vessels_layered_scan.mdf"},
+        "methods": {"degraded input": compare(scan, truth)},
+    }
+    for entry in methods("enhance"):
+        t0 = time.perf_counter()
+        image = run(iter_enhance(scan, entry.name), progress)
+        name = f"enhanced_{entry.name}.mdf"
+        write_reconstruction(out_dir / name, image, overwrite=True)
+        result["methods"][entry.name] = {
+            "seconds": time.perf_counter() - t0,
+            **compare(image, truth),
+        }
+        result["files"][entry.name] = name
+    return result
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
