@@ -1,0 +1,479 @@
+"""Training recipes of the 3D enhancement CNNs on the one loop (:func:`~napari_mpi.nn.training.
+iter_train`): the four baselines (``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``) and CSDNet.
+
+A recipe takes volume pairs the caller made, ``(degraded, target)`` arrays of shape
+``(N, Z, Y, X)`` float32 (the papers: 32^3; z = the blurred stepping axis), one tuple for
+training and one for validation (model selection); the test split never comes here. The
+intensities are used as given (the caller normalises, e.g. phantoms to 0..1, and records how in
+``data``, which goes into the card). Nothing here is registered as a method yet.
+
+- Baselines (:class:`VolumeRecipe`): SmoothL1 (the paper's loss; PyTorch's ``beta``) or L1
+  between the network's output and the target; every epoch is one shuffled pass over the
+  training volumes (or ``steps_per_epoch`` batches), with x / y flips and x-y transposes as
+  augmentation (they keep z the blurred axis); validation: the same loss (``val_loss``, picks
+  the checkpoint) and the mean PSNR in dB (``val_psnr``, ``metrics.psnr``'s definition: peak =
+  the target's maximum, per volume).
+- CSDNet (:class:`CSDNetRecipe`): stage "teacher": the 2D U-Net on x-z slices of the pairs
+  (SmoothL1), ``teacher_epochs`` epochs; stage "student": the 3D U-Net with SmoothL1 +
+  ``alpha`` x InfoNCE (:func:`~napari_mpi.nn.contrastive.slice_infonce`) against the frozen
+  teacher's output slices, ``epochs`` epochs. The model written is the student. During the
+  teacher stage ``val_loss`` is the (still untrained) student's, so the checkpoint kept is
+  always a student; the teacher's own validation loss is logged as ``val_teacher_loss``.
+
+Torch is imported inside the methods, so reading the configs (CLI, widget) stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..nn.training import LR_SCHEDULES, Recipe, Stage, TrainConfig, cosine_schedule
+
+__all__ = [
+    "CONFIGS",
+    "CSDNetConfig",
+    "CSDNetRecipe",
+    "EDSR3DConfig",
+    "RCAN3DConfig",
+    "RRDB3DConfig",
+    "UNet3DConfig",
+    "VolumeConfig",
+    "VolumeRecipe",
+    "check_pairs",
+    "make_recipe",
+]
+
+LOSSES = ("smoothl1", "l1")
+
+
+def _meta(help_text: str, **extra) -> dict:
+    return {"help": help_text, **extra}
+
+
+@dataclass
+class VolumeConfig(TrainConfig):
+    """Options shared by the 3D enhancement trainings (see :class:`TrainConfig` for the rest).
+
+    Attributes
+    ----------
+    loss : {"smoothl1", "l1"}
+        Pixel loss between output and target.
+    smooth_beta : float
+        SmoothL1's transition point (PyTorch's default 1.0, the paper's loss as written).
+    steps_per_epoch : int
+        Optimisation steps per epoch; 0: one pass over the training volumes.
+    augment : bool
+        Random x / y flips and x-y transposes of each training pair.
+    lr_schedule : {"cosine", "constant"}
+        Learning-rate schedule over the whole run.
+    """
+
+    epochs: int = field(default=40, metadata=_meta("training epochs", min=1))
+    batch: int = field(default=4, metadata=_meta("volumes per optimisation step", min=1))
+    loss: str = field(default="smoothl1", metadata=_meta("pixel loss", choices=LOSSES))
+    smooth_beta: float = field(
+        default=1.0, metadata=_meta("SmoothL1 beta (PyTorch's default)", min=1e-6)
+    )
+    steps_per_epoch: int = field(
+        default=0, metadata=_meta("steps per epoch (0: one pass over the volumes)", min=0)
+    )
+    augment: bool = field(default=True, metadata=_meta("random x/y flips and x-y transposes"))
+    lr_schedule: str = field(
+        default="cosine", metadata=_meta("learning-rate schedule", choices=LR_SCHEDULES)
+    )
+
+    def check(self) -> None:
+        """ValueError naming the first field out of range."""
+        super().check()
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not self.smooth_beta > 0:
+            raise ValueError(f"smooth_beta must be > 0, got {self.smooth_beta!r}")
+        if int(self.steps_per_epoch) < 0:
+            raise ValueError(f"steps_per_epoch must be >= 0, got {self.steps_per_epoch!r}")
+
+    def network_kwargs(self) -> dict:
+        """The network's constructor arguments (subclasses)."""
+        return {}
+
+
+@dataclass
+class UNet3DConfig(VolumeConfig):
+    """``unet3d``: widths of the 3D U-Net."""
+
+    widths: tuple[int, ...] = field(
+        default=(12, 24, 48), metadata=_meta("channels per U-Net level, finest first")
+    )
+
+    def network_kwargs(self) -> dict:
+        return {"widths": tuple(int(w) for w in self.widths)}
+
+
+@dataclass
+class EDSR3DConfig(VolumeConfig):
+    """``edsr3d``: width, depth and residual scaling of the 3D EDSR."""
+
+    features: int = field(default=32, metadata=_meta("channels inside the network", min=1))
+    blocks: int = field(default=4, metadata=_meta("residual blocks", min=1))
+    res_scale: float = field(default=0.1, metadata=_meta("scale of each block's residual"))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "blocks": self.blocks,
+                "res_scale": self.res_scale, "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class RCAN3DConfig(VolumeConfig):
+    """``rcan3d``: width, groups, blocks and attention reduction of the 3D RCAN."""
+
+    features: int = field(default=24, metadata=_meta("channels inside the network", min=1))
+    groups: int = field(default=2, metadata=_meta("residual groups", min=1))
+    blocks: int = field(default=3, metadata=_meta("attention blocks per group", min=1))
+    reduction: int = field(default=4, metadata=_meta("channel-attention reduction", min=1))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "groups": self.groups, "blocks": self.blocks,
+                "reduction": self.reduction, "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class RRDB3DConfig(VolumeConfig):
+    """``rrdb3d``: width, growth and depth of the 3D RRDB network (ESRGAN without its GAN)."""
+
+    features: int = field(default=24, metadata=_meta("channels between dense blocks", min=1))
+    growth: int = field(default=8, metadata=_meta("channels added per dense conv", min=1))
+    blocks: int = field(default=1, metadata=_meta("residual-in-residual dense blocks", min=1))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "growth": self.growth, "blocks": self.blocks,
+                "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class CSDNetConfig(UNet3DConfig):
+    """``csdnet``: teacher stage, student stage (``epochs``) and the contrastive term.
+
+    The teacher and the student share ``widths``; see :mod:`napari_mpi.nn.contrastive` for the
+    choices behind ``slice_axis``, ``temperature``, ``num_negatives`` and ``centre``.
+    """
+
+    teacher_epochs: int = field(default=20, metadata=_meta("epochs of the 2D teacher", min=1))
+    teacher_batch: int = field(default=64, metadata=_meta("x-z slices per teacher step", min=1))
+    alpha: float = field(default=0.1, metadata=_meta("weight of the InfoNCE loss (paper: 0.1)"))
+    temperature: float = field(
+        default=0.1, metadata=_meta("InfoNCE temperature (paper: not given)", min=1e-4)
+    )
+    slice_axis: int = field(
+        default=3, metadata=_meta("volume axis fixed per slice: 3 = y (x-z slices)",
+                                  choices=(2, 3, 4))
+    )  # fmt: skip
+    num_negatives: int = field(
+        default=0, metadata=_meta("negatives per query (0: all other slices)", min=0)
+    )
+    centre: bool = field(default=False, metadata=_meta("subtract slice means before cosines"))
+
+    def check(self) -> None:
+        super().check()
+        if self.slice_axis not in (2, 3, 4):
+            raise ValueError(f"slice_axis must be 2, 3 or 4, got {self.slice_axis!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.alpha < 0 or self.teacher_epochs < 1 or self.num_negatives < 0:
+            raise ValueError(
+                "alpha must be >= 0, teacher_epochs >= 1 and num_negatives >= 0, got "
+                f"{self.alpha!r}, {self.teacher_epochs!r}, {self.num_negatives!r}"
+            )
+
+
+#: the config of each method
+CONFIGS: dict[str, type[VolumeConfig]] = {
+    "unet3d": UNet3DConfig,
+    "edsr3d": EDSR3DConfig,
+    "rcan3d": RCAN3DConfig,
+    "rrdb3d": RRDB3DConfig,
+    "csdnet": CSDNetConfig,
+}
+
+
+def check_pairs(pairs, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(degraded, target)`` as float32 arrays of one shape (N, Z, Y, X), N >= 1, each side
+    >= 4, finite; ValueError naming ``name`` otherwise."""
+    try:
+        degraded, target = pairs
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a (degraded, target) pair of arrays") from None
+    a = np.asarray(degraded, dtype=np.float32)
+    b = np.asarray(target, dtype=np.float32)
+    if a.ndim != 4 or a.shape != b.shape or a.shape[0] < 1 or min(a.shape[1:]) < 4:
+        raise ValueError(
+            f"{name}: degraded and target must be (N, Z, Y, X) arrays of one shape with N >= 1 "
+            f"and sides >= 4, got {a.shape} and {b.shape}"
+        )
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"{name}: NaN or infinite voxels")
+    return a, b
+
+
+class VolumeRecipe(Recipe):
+    """A 3D baseline trained on volume pairs (see the module docstring).
+
+    Parameters
+    ----------
+    config : VolumeConfig
+        One of :data:`CONFIGS` (its class names the network).
+    train, val : tuple of ndarray, each shape (N, Z, Y, X)
+        ``(degraded, target)`` volume pairs for training and for validation.
+    method : str or None
+        The network (a key of :data:`~napari_mpi.nn.enhance3d.NETWORKS`); None: from the config.
+    data : dict or None
+        How the pairs were made (degradation, source, normalisation), copied into the card.
+    """
+
+    score_key = "val_loss"
+
+    def __init__(self, config: VolumeConfig, train, val, method: str | None = None,
+                 data: dict | None = None) -> None:  # fmt: skip
+        super().__init__(config)
+        if method is None:
+            names = [k for k, v in CONFIGS.items() if type(config) is v]
+            if not names:
+                raise ValueError(f"no 3D network for config {type(config).__name__}")
+            method = names[0]
+        self.method = method
+        self.train_pairs = check_pairs(train, "train")
+        self.val_pairs = check_pairs(val, "val")
+        self.data = dict(data or {})
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _tensor(self, array: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def pixel_loss(self, out, target):
+        import torch.nn.functional as F
+
+        if self.config.loss == "l1":
+            return F.l1_loss(out, target)
+        return F.smooth_l1_loss(out, target, beta=self.config.smooth_beta)
+
+    def _steps(self, n: int, batch: int) -> int:
+        return int(self.config.steps_per_epoch) or max(1, math.ceil(n / batch))
+
+    def _batch(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` training pairs (N, 1, Z, Y, X), shuffled without replacement per pass and
+        augmented."""
+        rng = self.rngs["data"]
+        picks = []
+        while len(picks) < batch:
+            if not len(self._order):
+                self._order = list(rng.permutation(len(self.train_pairs[0])))
+            picks.append(int(self._order.pop()))
+        x, y = self.train_pairs[0][picks], self.train_pairs[1][picks]
+        if self.config.augment:
+            x, y = x.copy(), y.copy()
+            for i in range(batch):
+                flip = rng.integers(0, 2, size=3)
+                for axis, on in ((2, flip[0]), (3, flip[1])):  # y, x of (n, z, y, x)
+                    if on:
+                        x[i], y[i] = np.flip(x[i], axis - 1), np.flip(y[i], axis - 1)
+                if flip[2] and x.shape[2] == x.shape[3]:
+                    x[i], y[i] = x[i].transpose(0, 2, 1), y[i].transpose(0, 2, 1)
+        return x[:, None], y[:, None]
+
+    # -- the recipe ----------------------------------------------------------------------------
+    def prepare(self):
+        from ..nn.enhance3d import make_network
+
+        self.rngs["data"] = np.random.default_rng(self.config.seed)
+        self._order: list[int] = []
+        self.modules["model"] = make_network(self.method, **self.config.network_kwargs())
+        self.modules["model"].to(self.device)
+        yield from ()
+
+    def stages(self) -> list[Stage]:
+        steps = self._steps(len(self.train_pairs[0]), self.config.batch)
+        return [Stage.even(self.method, self.config.epochs, steps)]
+
+    def optimisers(self, stage: Stage) -> dict:
+        import torch
+
+        params = self.modules["model"].parameters()
+        return {"model": torch.optim.Adam(params, lr=self.config.lr)}
+
+    def schedulers(self, stage: Stage, optimisers: dict) -> list:
+        steps = sum(stage.epoch_steps)
+        return cosine_schedule(optimisers["model"], self.config.lr_schedule, steps, self.config.lr)
+
+    def step(self, stage: Stage, epoch: int, index: int, optimisers: dict) -> dict:
+        x, y = self._batch(self.config.batch)
+        x, y = self._tensor(x), self._tensor(y)
+        loss = self.pixel_loss(self.modules["model"](x), y)
+        optimisers["model"].zero_grad()
+        loss.backward()
+        optimisers["model"].step()
+        return {"loss": float(loss.item())}
+
+    def _val_outputs(self, model):
+        """Model outputs on the validation volumes, in batches: yields (out, target)."""
+        degraded, target = self.val_pairs
+        for i in range(0, len(degraded), self.config.batch):
+            x = self._tensor(degraded[i : i + self.config.batch, None])
+            yield model(x), self._tensor(target[i : i + self.config.batch, None])
+
+    def validate(self, epoch: int) -> dict:
+        loss, psnr, n = 0.0, 0.0, 0
+        for out, y in self._val_outputs(self.modules["model"]):
+            loss += float(self.pixel_loss(out, y)) * len(y)
+            psnr += float(_psnr(out, y).sum())
+            n += len(y)
+        return {"val_loss": loss / n, "val_psnr": psnr / n}
+
+    def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
+        card = super().card(record, history, step, seconds)
+        card["task"] = "enhance"
+        card["data"] = {**self.data, "train_volumes": len(self.train_pairs[0]),
+                        "val_volumes": len(self.val_pairs[0]),
+                        "volume_shape_zyx": list(self.train_pairs[0].shape[1:])}  # fmt: skip
+        return card
+
+
+def _psnr(out, target):
+    """Per-volume PSNR in dB, peak = the target's maximum (``metrics.psnr``), shape (B,)."""
+    import torch
+
+    mse = ((out - target) ** 2).flatten(1).mean(dim=1)
+    peak = target.flatten(1).amax(dim=1)
+    return 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
+
+
+class CSDNetRecipe(VolumeRecipe):
+    """CSDNet: the 2D teacher on x-z slices, then the 3D student with SmoothL1 + alpha x
+    InfoNCE against the frozen teacher (see the module docstring).
+
+    Parameters
+    ----------
+    config : CSDNetConfig
+    train, val : tuple of ndarray, each shape (N, Z, Y, X)
+        ``(degraded, target)`` volume pairs.
+    data : dict or None
+        Copied into the card.
+    """
+
+    def __init__(self, config: CSDNetConfig, train, val, data: dict | None = None) -> None:
+        super().__init__(config, train, val, method="csdnet", data=data)
+
+    def prepare(self):
+        from ..nn.enhance3d import Teacher2D
+
+        yield from super().prepare()
+        widths = self.config.network_kwargs()["widths"]
+        self.modules["teacher"] = Teacher2D(widths).to(self.device)
+        self._slices = [self._slice_array(a) for a in self.train_pairs]
+
+    def _slice_array(self, volumes: np.ndarray) -> np.ndarray:
+        """(N, Z, Y, X) -> (N * S, P, Q) slices along ``slice_axis`` (3 = y: x-z slices)."""
+        moved = np.moveaxis(volumes, self.config.slice_axis - 1, 1)
+        return np.ascontiguousarray(moved.reshape(-1, *moved.shape[2:]))
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        slices = len(self._slices[0])
+        return [
+            Stage.even("teacher", c.teacher_epochs, self._steps(slices, c.teacher_batch)),
+            Stage.even("student", c.epochs, self._steps(len(self.train_pairs[0]), c.batch)),
+        ]
+
+    def optimisers(self, stage: Stage) -> dict:
+        import torch
+
+        teacher = self.modules["teacher"]
+        if stage.name == "teacher":
+            teacher.requires_grad_(True)
+            return {"teacher": torch.optim.Adam(teacher.parameters(), lr=self.config.lr)}
+        teacher.requires_grad_(False)
+        params = self.modules["model"].parameters()
+        return {"model": torch.optim.Adam(params, lr=self.config.lr)}
+
+    def schedulers(self, stage: Stage, optimisers: dict) -> list:
+        (opt,) = optimisers.values()
+        steps = sum(stage.epoch_steps)
+        return cosine_schedule(opt, self.config.lr_schedule, steps, self.config.lr)
+
+    def begin_epoch(self, stage: Stage, epoch: int):
+        self.modules["model"].train(stage.name == "student")
+        self.modules["teacher"].train(stage.name == "teacher")
+
+    def teacher_volume(self, x):
+        """The teacher's output on every slice of ``x`` (B, 1, Z, Y, X), stacked back."""
+        from ..nn.contrastive import from_slices, to_slices
+
+        axis = self.config.slice_axis
+        return from_slices(self.modules["teacher"](to_slices(x, axis)), len(x), axis)
+
+    def step(self, stage: Stage, epoch: int, index: int, optimisers: dict) -> dict:
+        import torch
+
+        from ..nn.contrastive import slice_infonce
+
+        c = self.config
+        if stage.name == "teacher":
+            rng = self.rngs["data"]
+            picks = rng.integers(0, len(self._slices[0]), size=c.teacher_batch)
+            x = self._tensor(self._slices[0][picks][:, None])
+            y = self._tensor(self._slices[1][picks][:, None])
+            loss = self.pixel_loss(self.modules["teacher"](x), y)
+            optimisers["teacher"].zero_grad()
+            loss.backward()
+            optimisers["teacher"].step()
+            return {"loss": float(loss.item())}
+        x, y = self._batch(c.batch)
+        x, y = self._tensor(x), self._tensor(y)
+        with torch.no_grad():
+            query = self.teacher_volume(x)
+        out = self.modules["model"](x)
+        pixel = self.pixel_loss(out, y)
+        contrast = slice_infonce(query, out, c.slice_axis, c.temperature,
+                                 c.num_negatives or None, c.centre)  # fmt: skip
+        loss = pixel + c.alpha * contrast
+        optimisers["model"].zero_grad()
+        loss.backward()
+        optimisers["model"].step()
+        return {"loss": float(loss.item()), "pixel": float(pixel.item()),
+                "infonce": float(contrast.item())}  # fmt: skip
+
+    def validate(self, epoch: int) -> dict:
+        metrics = super().validate(epoch)  # the student's val_loss / val_psnr
+        loss, n = 0.0, 0
+        for x, y in zip(*self.val_pairs, strict=True):
+            xs = self._tensor(self._slice_array(x[None])[:, None])
+            ys = self._tensor(self._slice_array(y[None])[:, None])
+            loss += float(self.pixel_loss(self.modules["teacher"](xs), ys))
+            n += 1
+        return {**metrics, "val_teacher_loss": loss / n}
+
+    def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
+        card = super().card(record, history, step, seconds)
+        card["teacher_architecture"] = dict(self.modules["teacher"].config)
+        return card
+
+
+def make_recipe(method: str, config: VolumeConfig | None = None, *, train, val,
+                data: dict | None = None) -> VolumeRecipe:  # fmt: skip
+    """The recipe of ``method`` (a key of :data:`CONFIGS`), with its default config if none."""
+    if method not in CONFIGS:
+        raise ValueError(f"method must be one of {sorted(CONFIGS)}, got {method!r}")
+    config = CONFIGS[method]() if config is None else config
+    if not isinstance(config, CONFIGS[method]):
+        raise ValueError(f"{method}: needs a {CONFIGS[method].__name__}, got {type(config)}")
+    if method == "csdnet":
+        return CSDNetRecipe(config, train, val, data=data)
+    return VolumeRecipe(config, train, val, method=method, data=data)
