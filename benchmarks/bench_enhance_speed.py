@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result = {
         "command": "python benchmarks/bench_enhance_speed.py "
-        + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "torch_threads": args.threads,
                     "load_average_1min": load, "torch": torch.__version__},

@@ -205,7 +205,10 @@ CONFIGS: dict[str, type[VolumeConfig]] = {
 
 def check_pairs(pairs, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(degraded, target)`` as float32 arrays of one shape (N, Z, Y, X), N >= 1, each side
-    >= 4, finite; ValueError naming ``name`` otherwise."""
+    >= 4, finite; ValueError naming ``name`` otherwise. An object with ``inputs`` and
+    ``targets`` arrays (e.g. ``napari_mpi.enhance.data.PairSet``) is accepted too."""
+    if hasattr(pairs, "inputs") and hasattr(pairs, "targets"):
+        pairs = (pairs.inputs, pairs.targets)
     try:
         degraded, target = pairs
     except (TypeError, ValueError):
@@ -229,12 +232,14 @@ class VolumeRecipe(Recipe):
     ----------
     config : VolumeConfig
         One of :data:`CONFIGS` (its class names the network).
-    train, val : tuple of ndarray, each shape (N, Z, Y, X)
+    train, val : tuple of ndarray, each shape (N, Z, Y, X), or PairSet
         ``(degraded, target)`` volume pairs for training and for validation.
     method : str or None
         The network (a key of :data:`~napari_mpi.nn.enhance3d.NETWORKS`); None: from the config.
     data : dict or None
-        How the pairs were made (degradation, source, normalisation), copied into the card.
+        How the pairs were made (degradation, source, normalisation), copied into the card;
+        None: ``{"train": train.card(), "val": val.card()}`` when the pairs have a ``card()``
+        (``PairSet``), else {}.
     """
 
     score_key = "val_loss"
@@ -250,6 +255,8 @@ class VolumeRecipe(Recipe):
         self.method = method
         self.train_pairs = check_pairs(train, "train")
         self.val_pairs = check_pairs(val, "val")
+        if data is None and all(callable(getattr(p, "card", None)) for p in (train, val)):
+            data = {"train": train.card(), "val": val.card()}
         self.data = dict(data or {})
 
     # -- helpers -------------------------------------------------------------------------------
