@@ -4,6 +4,8 @@ teacher frozen in the second; bad pairs and options are named."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +25,7 @@ from napari_mpi.nn.enhance3d import NETWORKS
 from napari_mpi.nn.training import iter_train
 from napari_mpi.progress import run
 
-FAST = {"epochs": 2, "batch": 2, "steps_per_epoch": 4, "lr": 3e-3}
+FAST = {"epochs": 2, "batch": 2, "steps_per_epoch": 4, "lr": 1e-3}
 TINY = {
     "unet3d": UNet3DConfig(widths=(4, 8), **FAST),
     "edsr3d": EDSR3DConfig(features=8, blocks=1, **FAST),
@@ -46,12 +48,19 @@ def pairs():
 @pytest.mark.parametrize("method", sorted(TINY))
 def test_tiny_training_lowers_val_loss_and_writes_a_model(method, pairs, tmp_path):
     train, val = pairs
+    untrained = make_recipe(method, TINY[method], train=train, val=val)
+    untrained.device = torch.device("cpu")
+    torch.manual_seed(TINY[method].seed)  # as iter_train does: the same initial weights
+    list(untrained.prepare())
+    untrained.modules["model"].eval()
+    with torch.no_grad():
+        before = untrained.validate(0)["val_loss"]
     recipe = make_recipe(method, TINY[method], train=train, val=val, data={"source": "test"})
-    card = run(iter_train(recipe, tmp_path))
-    history = card["history"]
-    assert [h["epoch"] for h in history] == [1, 2]
-    assert history[1]["val_loss"] < history[0]["val_loss"]
-    assert np.isfinite(history[1]["val_psnr"])
+    validated = []
+    card = run(iter_train(recipe, tmp_path), lambda p: validated.append(p.info.get("val_loss")))
+    losses = [v for v in validated if v is not None]
+    assert len(losses) == 2 and losses[-1] < before
+    assert card["metrics"]["val_loss"] == min(losses) and np.isfinite(card["metrics"]["val_psnr"])
     state, loaded = load_checkpoint(tmp_path)
     assert loaded["method"] == method and loaded["task"] == "enhance"
     assert loaded["data"]["source"] == "test" and loaded["data"]["train_volumes"] == 8
@@ -131,6 +140,8 @@ def test_pair_sets_are_accepted_and_their_cards_recorded(pairs, tmp_path):
     card = run(iter_train(recipe, tmp_path))
     assert card["data"]["train"] == {"split": "train", "count": 8}
     assert card["data"]["val"]["split"] == "val"
+    with pytest.raises(ValueError, match="val: got the test split"):
+        make_recipe("unet3d", config, train=train, val=_PairSet(*val, "test"))
 
 
 def test_configs_and_recipes_import_without_torch():
@@ -140,3 +151,21 @@ def test_configs_and_recipes_import_without_torch():
     code = "import sys, napari_mpi.enhance.recipes; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_input_max_scaling_makes_training_unit_free(pairs, tmp_path):
+    train, val = pairs
+    config = UNet3DConfig(widths=(4,), epochs=1, batch=4, steps_per_epoch=2)
+    cards = []
+    for k, factor in enumerate((1.0, 1e-3)):
+        scaled = [(a * factor, b * factor) for a, b in (train, val)]
+        recipe = make_recipe("unet3d", config, train=scaled[0], val=scaled[1])
+        cards.append(run(iter_train(recipe, tmp_path / str(k))))
+    a, b = (c["metrics"] for c in cards)
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-2)  # float rounding only
+    raw = dataclasses.replace(config, scale="none")
+    small = make_recipe("unet3d", raw, train=(train[0] * 1e-3, train[1] * 1e-3), val=val)
+    assert small.train_pairs[0].max() < 1e-2  # "none" leaves the intensities as given
+    assert cards[0]["data"]["network_scale"] == "input-max"
+    with pytest.raises(ValueError, match="scale must be one of"):
+        UNet3DConfig(scale="max").check()

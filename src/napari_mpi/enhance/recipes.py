@@ -3,9 +3,12 @@ iter_train`): the four baselines (``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``
 
 A recipe takes volume pairs the caller made, ``(degraded, target)`` arrays of shape
 ``(N, Z, Y, X)`` float32 (the papers: 32^3; z = the blurred stepping axis), one tuple for
-training and one for validation (model selection); the test split never comes here. The
-intensities are used as given (the caller normalises, e.g. phantoms to 0..1, and records how in
-``data``, which goes into the card). Nothing here is registered as a method yet.
+training and one for validation (model selection); the test split never comes here (a pair
+set whose ``split`` is "test" is refused). By default (``scale="input-max"``) each pair is
+divided by its degraded volume's maximum, the convention of ``napari_mpi.enhance.data`` (the
+output is multiplied back at inference); ``scale="none"`` uses the intensities as given. How
+the pairs were made (``data``, or a pair set's ``card()``) goes into the model card. Nothing
+here is registered as a method yet.
 
 - Baselines (:class:`VolumeRecipe`): SmoothL1 (the paper's loss; PyTorch's ``beta``) or L1
   between the network's output and the target; every epoch is one shuffled pass over the
@@ -47,6 +50,9 @@ __all__ = [
 ]
 
 LOSSES = ("smoothl1", "l1")
+#: intensity scalings of the pairs before the network sees them
+SCALES = ("input-max", "none")
+SCALE_EPS = 1e-12
 
 
 def _meta(help_text: str, **extra) -> dict:
@@ -69,6 +75,10 @@ class VolumeConfig(TrainConfig):
         Random x / y flips and x-y transposes of each training pair.
     lr_schedule : {"cosine", "constant"}
         Learning-rate schedule over the whole run.
+    scale : {"input-max", "none"}
+        "input-max": each pair divided by its degraded volume's maximum (known at inference;
+        the output is multiplied back), the convention of ``napari_mpi.enhance.data``;
+        "none": intensities as given.
     """
 
     epochs: int = field(default=40, metadata=_meta("training epochs", min=1))
@@ -84,10 +94,16 @@ class VolumeConfig(TrainConfig):
     lr_schedule: str = field(
         default="cosine", metadata=_meta("learning-rate schedule", choices=LR_SCHEDULES)
     )
+    scale: str = field(
+        default="input-max",
+        metadata=_meta("pair scaling: / max(degraded) per volume, or none", choices=SCALES),
+    )
 
     def check(self) -> None:
         """ValueError naming the first field out of range."""
         super().check()
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -206,7 +222,10 @@ CONFIGS: dict[str, type[VolumeConfig]] = {
 def check_pairs(pairs, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(degraded, target)`` as float32 arrays of one shape (N, Z, Y, X), N >= 1, each side
     >= 4, finite; ValueError naming ``name`` otherwise. An object with ``inputs`` and
-    ``targets`` arrays (e.g. ``napari_mpi.enhance.data.PairSet``) is accepted too."""
+    ``targets`` arrays (e.g. ``napari_mpi.enhance.data.PairSet``) is accepted too, unless its
+    ``split`` is "test"."""
+    if getattr(pairs, "split", None) == "test":
+        raise ValueError(f"{name}: got the test split; it is for the final evaluation only")
     if hasattr(pairs, "inputs") and hasattr(pairs, "targets"):
         pairs = (pairs.inputs, pairs.targets)
     try:
@@ -253,8 +272,9 @@ class VolumeRecipe(Recipe):
                 raise ValueError(f"no 3D network for config {type(config).__name__}")
             method = names[0]
         self.method = method
-        self.train_pairs = check_pairs(train, "train")
-        self.val_pairs = check_pairs(val, "val")
+        config.check()
+        self.train_pairs = _scaled(check_pairs(train, "train"), config.scale)
+        self.val_pairs = _scaled(check_pairs(val, "val"), config.scale)
         if data is None and all(callable(getattr(p, "card", None)) for p in (train, val)):
             data = {"train": train.card(), "val": val.card()}
         self.data = dict(data or {})
@@ -347,10 +367,20 @@ class VolumeRecipe(Recipe):
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         card = super().card(record, history, step, seconds)
         card["task"] = "enhance"
-        card["data"] = {**self.data, "train_volumes": len(self.train_pairs[0]),
+        card["data"] = {**self.data, "network_scale": self.config.scale,
+                        "train_volumes": len(self.train_pairs[0]),
                         "val_volumes": len(self.val_pairs[0]),
                         "volume_shape_zyx": list(self.train_pairs[0].shape[1:])}  # fmt: skip
         return card
+
+
+def _scaled(pairs: tuple[np.ndarray, np.ndarray], scale: str):
+    """Both volumes of each pair divided by max(degraded) (at least SCALE_EPS) for
+    "input-max"; unchanged for "none"."""
+    if scale == "none":
+        return pairs
+    factor = np.maximum(pairs[0].max(axis=(1, 2, 3), keepdims=True), SCALE_EPS)
+    return (pairs[0] / factor).astype(np.float32), (pairs[1] / factor).astype(np.float32)
 
 
 def _psnr(out, target):
