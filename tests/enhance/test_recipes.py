@@ -30,7 +30,7 @@ TINY = {
     "unet3d": UNet3DConfig(widths=(4, 8), **FAST),
     "edsr3d": EDSR3DConfig(features=8, blocks=1, **FAST),
     "rcan3d": RCAN3DConfig(features=8, groups=1, blocks=1, **FAST),
-    "rrdb3d": RRDB3DConfig(features=8, growth=4, **FAST),
+    "rrdb3d": RRDB3DConfig(features=8, growth=4, layers=2, **FAST),
 }
 
 

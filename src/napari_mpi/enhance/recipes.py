@@ -166,11 +166,12 @@ class RRDB3DConfig(VolumeConfig):
     features: int = field(default=24, metadata=_meta("channels between dense blocks", min=1))
     growth: int = field(default=8, metadata=_meta("channels added per dense conv", min=1))
     blocks: int = field(default=1, metadata=_meta("residual-in-residual dense blocks", min=1))
+    layers: int = field(default=4, metadata=_meta("growing convs per dense block", min=1))
     shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
 
     def network_kwargs(self) -> dict:
         return {"features": self.features, "growth": self.growth, "blocks": self.blocks,
-                "shuffle": self.shuffle}  # fmt: skip
+                "layers": self.layers, "shuffle": self.shuffle}  # fmt: skip
 
 
 @dataclass
