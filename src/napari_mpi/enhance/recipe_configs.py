@@ -1,0 +1,192 @@
+"""Configs of the 3D enhancement trainings (:mod:`napari_mpi.enhance.recipes`): every
+hyperparameter with its default and help, from which a CLI and the Training widget can be
+generated. Light: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..nn.training import LR_SCHEDULES, TrainConfig
+
+__all__ = [
+    "CONFIGS",
+    "LOSSES",
+    "SCALES",
+    "CSDNetConfig",
+    "EDSR3DConfig",
+    "RCAN3DConfig",
+    "RRDB3DConfig",
+    "UNet3DConfig",
+    "VolumeConfig",
+]
+
+LOSSES = ("smoothl1", "l1")
+#: intensity scalings of the pairs before the network sees them
+SCALES = ("input-max", "none")
+SCALE_EPS = 1e-12
+
+
+def _meta(help_text: str, **extra) -> dict:
+    return {"help": help_text, **extra}
+
+
+@dataclass
+class VolumeConfig(TrainConfig):
+    """Options shared by the 3D enhancement trainings (see :class:`TrainConfig` for the rest).
+
+    Attributes
+    ----------
+    loss : {"smoothl1", "l1"}
+        Pixel loss between output and target.
+    smooth_beta : float
+        SmoothL1's transition point (PyTorch's default 1.0, the paper's loss as written).
+    steps_per_epoch : int
+        Optimisation steps per epoch; 0: one pass over the training volumes.
+    augment : bool
+        Random x / y flips and x-y transposes of each training pair.
+    lr_schedule : {"cosine", "constant"}
+        Learning-rate schedule over the whole run.
+    scale : {"input-max", "none"}
+        "input-max": each pair divided by its degraded volume's maximum (known at inference;
+        the output is multiplied back), the convention of ``napari_mpi.enhance.data``;
+        "none": intensities as given.
+    """
+
+    epochs: int = field(default=40, metadata=_meta("training epochs", min=1))
+    batch: int = field(default=4, metadata=_meta("volumes per optimisation step", min=1))
+    loss: str = field(default="smoothl1", metadata=_meta("pixel loss", choices=LOSSES))
+    smooth_beta: float = field(
+        default=1.0, metadata=_meta("SmoothL1 beta (PyTorch's default)", min=1e-6)
+    )
+    steps_per_epoch: int = field(
+        default=0, metadata=_meta("steps per epoch (0: one pass over the volumes)", min=0)
+    )
+    augment: bool = field(default=True, metadata=_meta("random x/y flips and x-y transposes"))
+    lr_schedule: str = field(
+        default="cosine", metadata=_meta("learning-rate schedule", choices=LR_SCHEDULES)
+    )
+    scale: str = field(
+        default="input-max",
+        metadata=_meta("pair scaling: / max(degraded) per volume, or none", choices=SCALES),
+    )
+
+    def check(self) -> None:
+        """ValueError naming the first field out of range."""
+        super().check()
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not self.smooth_beta > 0:
+            raise ValueError(f"smooth_beta must be > 0, got {self.smooth_beta!r}")
+        if int(self.steps_per_epoch) < 0:
+            raise ValueError(f"steps_per_epoch must be >= 0, got {self.steps_per_epoch!r}")
+
+    def network_kwargs(self) -> dict:
+        """The network's constructor arguments (subclasses)."""
+        return {}
+
+
+@dataclass
+class UNet3DConfig(VolumeConfig):
+    """``unet3d``: widths of the 3D U-Net."""
+
+    widths: tuple[int, ...] = field(
+        default=(12, 24, 48), metadata=_meta("channels per U-Net level, finest first")
+    )
+
+    def network_kwargs(self) -> dict:
+        return {"widths": tuple(int(w) for w in self.widths)}
+
+
+@dataclass
+class EDSR3DConfig(VolumeConfig):
+    """``edsr3d``: width, depth and residual scaling of the 3D EDSR."""
+
+    features: int = field(default=32, metadata=_meta("channels inside the network", min=1))
+    blocks: int = field(default=4, metadata=_meta("residual blocks", min=1))
+    res_scale: float = field(default=0.1, metadata=_meta("scale of each block's residual"))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "blocks": self.blocks,
+                "res_scale": self.res_scale, "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class RCAN3DConfig(VolumeConfig):
+    """``rcan3d``: width, groups, blocks and attention reduction of the 3D RCAN."""
+
+    features: int = field(default=24, metadata=_meta("channels inside the network", min=1))
+    groups: int = field(default=2, metadata=_meta("residual groups", min=1))
+    blocks: int = field(default=3, metadata=_meta("attention blocks per group", min=1))
+    reduction: int = field(default=4, metadata=_meta("channel-attention reduction", min=1))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "groups": self.groups, "blocks": self.blocks,
+                "reduction": self.reduction, "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class RRDB3DConfig(VolumeConfig):
+    """``rrdb3d``: width, growth and depth of the 3D RRDB network (ESRGAN without its GAN)."""
+
+    features: int = field(default=24, metadata=_meta("channels between dense blocks", min=1))
+    growth: int = field(default=8, metadata=_meta("channels added per dense conv", min=1))
+    blocks: int = field(default=1, metadata=_meta("residual-in-residual dense blocks", min=1))
+    layers: int = field(default=4, metadata=_meta("growing convs per dense block", min=1))
+    shuffle: int = field(default=2, metadata=_meta("space-to-depth factor of the body", min=1))
+
+    def network_kwargs(self) -> dict:
+        return {"features": self.features, "growth": self.growth, "blocks": self.blocks,
+                "layers": self.layers, "shuffle": self.shuffle}  # fmt: skip
+
+
+@dataclass
+class CSDNetConfig(UNet3DConfig):
+    """``csdnet``: teacher stage, student stage (``epochs``) and the contrastive term.
+
+    The teacher and the student share ``widths``; see :mod:`napari_mpi.nn.contrastive` for the
+    choices behind ``slice_axis``, ``temperature``, ``num_negatives`` and ``centre``.
+    """
+
+    teacher_epochs: int = field(default=20, metadata=_meta("epochs of the 2D teacher", min=1))
+    teacher_batch: int = field(default=64, metadata=_meta("x-z slices per teacher step", min=1))
+    alpha: float = field(default=0.1, metadata=_meta("weight of the InfoNCE loss (paper: 0.1)"))
+    temperature: float = field(
+        default=0.1, metadata=_meta("InfoNCE temperature (paper: not given)", min=1e-4)
+    )
+    slice_axis: int = field(
+        default=3, metadata=_meta("volume axis fixed per slice: 3 = y (x-z slices)",
+                                  choices=(2, 3, 4))
+    )  # fmt: skip
+    num_negatives: int = field(
+        default=0, metadata=_meta("negatives per query (0: all other slices)", min=0)
+    )
+    centre: bool = field(default=False, metadata=_meta("subtract slice means before cosines"))
+
+    def check(self) -> None:
+        super().check()
+        if self.slice_axis not in (2, 3, 4):
+            raise ValueError(f"slice_axis must be 2, 3 or 4, got {self.slice_axis!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.alpha < 0 or self.teacher_epochs < 1 or self.num_negatives < 0:
+            raise ValueError(
+                "alpha must be >= 0, teacher_epochs >= 1 and num_negatives >= 0, got "
+                f"{self.alpha!r}, {self.teacher_epochs!r}, {self.num_negatives!r}"
+            )
+
+
+#: the config of each method
+CONFIGS: dict[str, type[VolumeConfig]] = {
+    "unet3d": UNet3DConfig,
+    "edsr3d": EDSR3DConfig,
+    "rcan3d": RCAN3DConfig,
+    "rrdb3d": RRDB3DConfig,
+    "csdnet": CSDNetConfig,
+}
