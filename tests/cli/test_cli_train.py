@@ -157,3 +157,12 @@ def test_a_registered_method_appears_in_the_cli(tmp_path, capsys, monkeypatch):
     card = json.loads((out / "card.json").read_text())
     assert card["method"] == "toy3d" and card["training"]["width"] == 3
     assert "train toy3d" in card["command"]
+
+
+def test_options_before_the_method_still_work(tmp_path):
+    """``train --quiet ppmpi ...`` parsed when train had one flat parser; it still does."""
+    out = tmp_path / "den"
+    args = ["train", "--quiet", "--steps", "10", "ppmpi", "--batch", "4", "--size", "16"]
+    assert main([*args, "-o", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["steps"] == 10 and "train ppmpi" in card["command"]

@@ -102,8 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..io import MDFError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    words = train.method_first(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(words)
+    args.argv = words
     command = " ".join(c for c in (args.command, getattr(args, "what", None)) if c)
     try:
         return int(args.func(args) or 0)

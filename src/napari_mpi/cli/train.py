@@ -169,6 +169,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def method_first(argv: list[str]) -> list[str]:
+    """``train OPTIONS METHOD ...`` as ``train METHOD OPTIONS ...``: options before the method
+    name worked when ``train`` had one flat parser, so they keep working (the first word that
+    names a trainable method is taken as the method)."""
+    from ..nn.trainers import trainables
+
+    if len(argv) < 2 or argv[0] != "train" or not argv[1].startswith("-"):
+        return argv
+    if argv[1] in ("-h", "--help"):
+        return argv
+    names = {t.name for t in trainables()}
+    for i, word in enumerate(argv[1:], start=1):
+        if word in names:
+            return ["train", word, *argv[1:i], *argv[i + 1 :]]
+    return argv
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..nn.trainers import trainables
 
