@@ -12,6 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from napari_mpi import read_mdf
+
 BASE_FREQUENCY = 2.5e6
 DIVIDERS = np.array([102, 96])
 CYCLE = 1632 / BASE_FREQUENCY
@@ -255,3 +257,16 @@ def expected_system_matrix(truth: Truth, background_correction: bool = True) -> 
     idx = np.arange(fg.shape[0]).reshape([sizes[a] for a in slow_to_fast])
     perm = idx.transpose([slow_to_fast.index(a) for a in "zyx"]).reshape(-1)
     return matrix[:, perm]
+
+
+def full_read(path):
+    """Everything a user can ask of a file with default settings."""
+    with read_mdf(path) as f:
+        f.summary()
+        _ = f.metadata
+        if f.kind == "calibration":
+            f.system_matrix()
+        elif f.kind == "measurement":
+            f.spectra()
+        elif f.kind == "reconstruction":
+            f.image()

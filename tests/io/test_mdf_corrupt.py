@@ -11,21 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import napari_mpi as nm
-from mdf_factory import Layout, write_mdf_file
+from mdf_factory import Layout, full_read, write_mdf_file
 from napari_mpi import MDFError
-
-
-def full_read(path):
-    """Everything a user can ask of a file with default settings."""
-    with nm.read_mdf(path) as f:
-        f.summary()
-        _ = f.metadata
-        if f.kind == "calibration":
-            f.system_matrix()
-        elif f.kind == "measurement":
-            f.spectra()
-        elif f.kind == "reconstruction":
-            f.image()
 
 
 def _datasets(path):

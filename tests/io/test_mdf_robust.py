@@ -12,21 +12,9 @@ import numpy as np
 import pytest
 
 import napari_mpi as nm
-from mdf_factory import Layout, write_mdf_file
+from mdf_factory import Layout, full_read, write_mdf_file
 from napari_mpi import MDFError
 from napari_mpi.io import MDFFileNotFoundError, limits
-
-
-def _full_read(path):
-    with nm.read_mdf(path) as f:
-        f.summary()
-        _ = f.metadata
-        if f.kind == "calibration":
-            f.system_matrix()
-        elif f.kind == "measurement":
-            f.spectra()
-        elif f.kind == "reconstruction":
-            f.image()
 
 
 @pytest.fixture
@@ -67,7 +55,7 @@ def test_special_paths_are_refused_before_opening(tmp_path, cal):
     assert nm.is_mdf(cal) is True
     link = tmp_path / "link.mdf"
     os.symlink(cal, link)
-    _full_read(link)  # a link to a valid file is fine
+    full_read(link)  # a link to a valid file is fine
 
 
 def test_link_loops_and_broken_links(tmp_path, cal):
@@ -93,9 +81,9 @@ def test_link_loops_and_broken_links(tmp_path, cal):
         f.system_matrix()
     assert "loop" in meta["tracer"] and "loop" not in meta["tracer"]["loop"].get("tracer", {})
     with pytest.raises(MDFError, match=r"bandwidth'.*soft links loop"):
-        _full_read(_edit(cal, tmp_path / "soft.mdf", soft_loop))
+        full_read(_edit(cal, tmp_path / "soft.mdf", soft_loop))
     with pytest.raises(MDFError, match=r"external link.*not followed"):
-        _full_read(_edit(cal, tmp_path / "ext.mdf", external))
+        full_read(_edit(cal, tmp_path / "ext.mdf", external))
     with nm.read_mdf(_edit(cal, tmp_path / "broken.mdf", broken)) as f:
         assert "broken" not in f.metadata["study"] and "ext" not in f.metadata["scanner"]
 
@@ -119,7 +107,7 @@ def test_bad_values_are_mdf_errors_naming_the_field(tmp_path, cal, field, value,
 
     path = _edit(cal, tmp_path / "bad.mdf", edit)
     with pytest.raises(MDFError, match=message) as info:
-        _full_read(path)
+        full_read(path)
     assert str(path) in str(info.value)
 
 
@@ -139,7 +127,7 @@ def test_declared_sizes_are_checked_before_reading(tmp_path, cal):
     path = _edit(cal, tmp_path / "chunked.mdf", huge_chunked)
     assert path.stat().st_size < 200_000
     with pytest.raises(MDFError, match=r"implausibly large|expected a string"):
-        _full_read(path)
+        full_read(path)
     path = _edit(cal, tmp_path / "contig.mdf", huge_contiguous)
     with nm.read_mdf(path) as f, pytest.raises(MDFError, match="file is only"):
         f.system_matrix(snr_threshold=1)
