@@ -39,13 +39,22 @@ def _add_option(parser: argparse.ArgumentParser, option, hidden: bool = False) -
     kw: dict = {"dest": dest, "help": text, "default": argparse.SUPPRESS}
     if option.kind == "bool":
         inverted = option.meta.get("flag") is not None and option.default is True
-        kw["action"] = "store_false" if inverted else "store_true"
+        if option.default is True and not inverted:  # on by default: --name / --no-name
+            kw["action"] = argparse.BooleanOptionalAction
+            kw["help"] = f"{text} (default: on)"
+        else:
+            kw["action"] = "store_false" if inverted else "store_true"
     elif option.kind == "pair":
-        kw.update(type=finite_float, nargs=2, metavar=("LOW", "HIGH"))
+        nargs = option.meta.get("nargs", 2)
+        whole = all(isinstance(v, int) for v in option.default or ())
+        metavar = option.meta.get("metavar", ("LOW", "HIGH") if nargs == 2 else "N")
+        kw.update(type=int if whole else finite_float, nargs=nargs, metavar=metavar)
     elif option.kind == "keys":
         kw.update(nargs="+", metavar="KEY=VALUE")
     elif option.kind == "choice":
         kw.update(choices=option.choices)
+        if all(isinstance(c, int) for c in option.choices):
+            kw["type"] = int
     else:
         kw["type"] = _type(option)
         if "metavar" in option.meta:

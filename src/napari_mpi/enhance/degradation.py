@@ -151,6 +151,58 @@ class Degradation:
                 out.append(f"{f.name}: {a!r} != {b!r}")
         return out
 
+    @classmethod
+    def parse(cls, text: str | None) -> Degradation:
+        """A degradation from a command-line or widget string.
+
+        Accepted: ``""`` / ``"papers"`` (the default, :class:`Degradation()`), ``"legacy"`` /
+        ``"trace-free"`` (:meth:`legacy`), the path of a JSON file (a model's ``card.json``,
+        whose degradation is read from ``data``, or a dict of fields), or comma-separated
+        ``key=value`` pairs over the papers' defaults, e.g. ``"z_step=3e-3,snr_db=20"``
+        (``none`` for None; lengths in m, gradients in T/m). ValueError names what is wrong.
+        """
+        import json
+        from pathlib import Path
+
+        text = "" if text is None else str(text).strip()
+        if text.lower() in ("", "papers", "default"):
+            return cls()
+        if text.lower() in ("legacy", "trace-free"):
+            return cls.legacy()
+        if "=" not in text:
+            path = Path(text)
+            if not path.is_file():
+                raise ValueError(
+                    f"degradation {text!r}: expected 'papers', 'legacy', key=value pairs "
+                    "(e.g. z_step=3e-3,snr_db=20) or a JSON file (a model's card.json)"
+                )
+            try:
+                values = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"degradation file {path}: not JSON ({exc})") from None
+            found = degradation_in(values)
+            if found is None:
+                raise ValueError(f"degradation file {path}: no degradation parameters in it")
+            return cls.from_dict(found)
+        values: dict[str, Any] = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            key, value = key.strip().replace("-", "_"), value.strip()
+            if not sep or not key:
+                raise ValueError(f"degradation: expected key=value, got {item.strip()!r}")
+            if key == "model":
+                values[key] = value
+            elif value.lower() == "none":
+                values[key] = None
+            else:
+                try:
+                    values[key] = float(value)
+                except ValueError:
+                    raise ValueError(
+                        f"degradation: {key} must be a number or none, got {value!r}"
+                    ) from None
+        return cls.from_dict(values)
+
     def describe(self) -> str:
         """One line for logs and cards, in display units."""
         gz, dz = self.resolved()
@@ -160,3 +212,22 @@ class Degradation:
             f"layered scan ({self.model}): {self.gradient:g} T/m in x-y, {gz:g} T/m along z, "
             f"z step {step}, {self.particle_diameter * 1e9:g} nm cores, {noise}"
         )
+
+
+def degradation_in(values: Any) -> dict | None:
+    """The degradation parameters in a JSON object: a dict of :class:`Degradation` fields, a
+    ``{"degradation": {...}}`` wrapper, or a model card (``data.train.degradation`` or
+    ``data.degradation``); None when there are none."""
+    if not isinstance(values, dict):
+        return None
+    known = {f.name for f in fields(Degradation)}
+    if values and set(values) <= known:
+        return values
+    if isinstance(values.get("degradation"), dict):
+        return values["degradation"]
+    data = values.get("data")
+    if isinstance(data, dict):
+        for part in (data.get("train"), data):
+            if isinstance(part, dict) and isinstance(part.get("degradation"), dict):
+                return part["degradation"]
+    return None

@@ -116,6 +116,11 @@ class VolumeRecipe(Recipe):
         config.check()
         self.train_pairs = _scaled(check_pairs(train, "train"), config.scale)
         self.val_pairs = _scaled(check_pairs(val, "val"), config.scale)
+        x, y = self.val_pairs
+        mse = ((x.astype(np.float64) - y) ** 2).mean(axis=(1, 2, 3))
+        peak = y.max(axis=(1, 2, 3)).astype(np.float64)
+        #: mean PSNR (dB) of the degraded validation volumes: the bar a model must clear
+        self.val_input_psnr = float(np.mean(10 * np.log10(peak**2 / np.maximum(mse, 1e-12))))
         if data is None and all(callable(getattr(p, "card", None)) for p in (train, val)):
             data = {"train": train.card(), "val": val.card()}
         self.data = dict(data or {})
@@ -208,6 +213,7 @@ class VolumeRecipe(Recipe):
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         card = super().card(record, history, step, seconds)
         card["task"] = "enhance"
+        card["metrics"]["val_input_psnr"] = self.val_input_psnr
         card["data"] = {**self.data, "network_scale": self.config.scale,
                         "train_volumes": len(self.train_pairs[0]),
                         "val_volumes": len(self.val_pairs[0]),

@@ -222,6 +222,21 @@ def _train_denoiser(config, output, calibration=None, phantoms=None):
     return iter_train_denoiser(output, phantoms, **_fields(config, drop=("epochs",)))
 
 
+def _train_enhancer(method: str) -> Callable:
+    def train(config, output, volumes=None, **_unused):
+        from ..enhance.training import iter_train_enhancer
+
+        return iter_train_enhancer(method, config, output, volumes)
+
+    return train
+
+
+def _enhancer_summary(card: dict) -> str:
+    from ..enhance.training import summary
+
+    return summary(card)
+
+
 def _need_calibration(method: str, calibration) -> None:
     if calibration is None:
         raise ValueError(
@@ -284,3 +299,39 @@ def _load_builtins() -> None:
         "train PP-MPI's image denoiser (not tied to a calibration)", order=60,
         label="PP-MPI",
     ))  # fmt: skip
+    from ..enhance.recipe_configs import (
+        CSDNetConfig,
+        EDSR3DConfig,
+        RCAN3DConfig,
+        RRDB3DConfig,
+        UNet3DConfig,
+    )
+
+    volumes = Input("volumes", "MedMNIST-style .npz of 3D phantoms (VesselMNIST3D; its train "
+                    "and val splits are used); procedural vessel trees when omitted")  # fmt: skip
+    for order, (name, title, config, label, ref) in enumerate(
+        (
+            (
+                "csdnet",
+                "CSDNet (teacher-student 3D deblurring)",
+                CSDNetConfig,
+                "CSDNet",
+                "the paper's method: 2D teacher on x-z slices, 3D student with InfoNCE",
+            ),
+            ("unet3d", "3D U-Net", UNet3DConfig, "U-Net 3D", "baseline"),
+            ("edsr3d", "3D EDSR", EDSR3DConfig, "EDSR 3D", "baseline (Lim et al. 2017)"),
+            ("rcan3d", "3D RCAN", RCAN3DConfig, "RCAN 3D", "baseline (Zhang et al. 2018)"),
+            (
+                "rrdb3d",
+                "3D RRDB (ESRGAN without GAN)",
+                RRDB3DConfig,
+                "RRDB 3D",
+                "baseline (Wang et al. 2018)",
+            ),
+        )
+    ):
+        register_trainable(Trainable(
+            name, title, "enhance", config, _train_enhancer(name), (volumes,),
+            _enhancer_summary, f"train {title} to sharpen z-blurred 3D volumes ({ref})",
+            order=200 + order, label=label,
+        ))  # fmt: skip
