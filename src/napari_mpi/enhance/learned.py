@@ -17,9 +17,11 @@ Inference, per frame:
 2. The volume is cut into overlapping tiles of the training size (32^3;
    :func:`~napari_mpi.enhance.tiling.iter_tiled`, linear blending over ``overlap`` voxels),
    so memory stays bounded for any size (a 128^3 volume needs about 60 MB besides the input).
-3. Each tile is divided by its own maximum (the training convention ``scale="input-max"``,
-   recorded in the card; the network saw 32^3 volumes each scaled this way), enhanced, and
-   multiplied back; negative outputs are set to 0 (concentrations).
+3. Each tile is divided by its own maximum (the training conventions ``scale="input-max"`` and
+   ``"input-max-gain"``, recorded in the card as ``data.network_scale``; the network saw 32^3
+   volumes each scaled this way), enhanced, and multiplied back (times the card's
+   ``data.target_gain`` for "input-max-gain"); negative outputs are set to 0
+   (concentrations).
 
 Torch is imported when a method runs, not when this module is imported.
 """
@@ -214,12 +216,16 @@ def iter_enhance_learned(
         raise ValueError(f"{method}: overlap must be at least 5 voxels, got {overlap}")
     halo = 2
 
+    data = card.get("data", {})
+    scaling = data.get("network_scale", "input-max")
+    gain = float(data.get("target_gain", 1.0)) if scaling == "input-max-gain" else 1.0
+
     def enhance_tile(t: np.ndarray) -> np.ndarray:
-        scale = max(float(t.max()), 1e-12)
+        scale = max(float(t.max()), 1e-12) if scaling != "none" else 1.0
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(t / scale, dtype=np.float32)).to(dev)
             y = net(x[None, None])[0, 0].float().cpu().numpy()
-        return np.maximum(y, 0.0) * scale
+        return np.maximum(y, 0.0) * (scale * gain)
 
     from .tiling import iter_tiled, tile_starts
 

@@ -23,7 +23,7 @@ __all__ = [
 
 LOSSES = ("smoothl1", "l1")
 #: intensity scalings of the pairs before the network sees them
-SCALES = ("input-max", "none")
+SCALES = ("input-max", "input-max-gain", "none")
 SCALE_EPS = 1e-12
 
 

@@ -114,9 +114,14 @@ class VolumeRecipe(Recipe):
             method = names[0]
         self.method = method
         config.check()
-        self.train_pairs = _scaled(check_pairs(train, "train"), config.scale)
-        self.val_pairs = _scaled(check_pairs(val, "val"), config.scale)
-        x, y = self.val_pairs
+        train_pairs = check_pairs(train, "train")
+        #: targets are further divided by this (scale "input-max-gain"): the median over the
+        #: training pairs of max(target) / max(degraded), so the network's targets are O(1)
+        self.target_gain = _target_gain(train_pairs) if config.scale == "input-max-gain" else 1.0
+        self.train_pairs = _scaled(train_pairs, config.scale, self.target_gain)
+        val_pairs = check_pairs(val, "val")
+        self.val_pairs = _scaled(val_pairs, config.scale, self.target_gain)
+        x, y = val_pairs
         mse = ((x.astype(np.float64) - y) ** 2).mean(axis=(1, 2, 3))
         peak = y.max(axis=(1, 2, 3)).astype(np.float64)
         #: mean PSNR (dB) of the degraded validation volumes: the bar a model must clear
@@ -215,19 +220,27 @@ class VolumeRecipe(Recipe):
         card["task"] = "enhance"
         card["metrics"]["val_input_psnr"] = self.val_input_psnr
         card["data"] = {**self.data, "network_scale": self.config.scale,
+                        "target_gain": self.target_gain,
                         "train_volumes": len(self.train_pairs[0]),
                         "val_volumes": len(self.val_pairs[0]),
                         "volume_shape_zyx": list(self.train_pairs[0].shape[1:])}  # fmt: skip
         return card
 
 
-def _scaled(pairs: tuple[np.ndarray, np.ndarray], scale: str):
+def _target_gain(pairs: tuple[np.ndarray, np.ndarray]) -> float:
+    """Median over the pairs of max(target) / max(degraded)."""
+    top = np.maximum(pairs[0].max(axis=(1, 2, 3)), SCALE_EPS)
+    return float(np.median(pairs[1].max(axis=(1, 2, 3)) / top))
+
+
+def _scaled(pairs: tuple[np.ndarray, np.ndarray], scale: str, gain: float = 1.0):
     """Both volumes of each pair divided by max(degraded) (at least SCALE_EPS) for
-    "input-max"; unchanged for "none"."""
+    "input-max", the target further by ``gain`` for "input-max-gain"; unchanged for "none"."""
     if scale == "none":
         return pairs
     factor = np.maximum(pairs[0].max(axis=(1, 2, 3), keepdims=True), SCALE_EPS)
-    return (pairs[0] / factor).astype(np.float32), (pairs[1] / factor).astype(np.float32)
+    target = pairs[1] / factor / (gain if scale == "input-max-gain" else 1.0)
+    return (pairs[0] / factor).astype(np.float32), target.astype(np.float32)
 
 
 def _psnr(out, target):
