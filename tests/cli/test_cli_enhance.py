@@ -156,7 +156,8 @@ def fake_learned(monkeypatch):
             {"model": model, "device": device, "overlap": overlap, "allow_mismatch": allow_mismatch}
         )
         yield Progress(1, 1, "fake")
-        return 2 * image.data
+        warnings = ["voxel size (z, y, x): image 1 mm, model 2 mm"] if allow_mismatch else []
+        return nm.MPIImage(2 * image.data, image.fov, image.center, {"warnings": warnings})
 
     method = registry.Method(
         name="fake-learned", task="enhance", title="Fake", description="for tests",
@@ -186,7 +187,15 @@ def test_learned_parameters_become_options(files, fake_learned, capsys):
     assert fake_learned == [
         {"model": str(d / "models"), "device": "cpu", "overlap": 4, "allow_mismatch": True}
     ]
+    # the mismatch allowed is said on stderr and kept in the file
+    assert (
+        err.strip() == "napari-mpi enhance: warning: voxel size (z, y, x): image 1 mm, model 2 mm"
+    )
     np.testing.assert_allclose(_read(out)[0].data, 2 * scan.data, rtol=1e-6)
+    with h5py.File(out, "r") as h5:
+        meta = h5["_napari_mpi/image"]
+        assert json.loads(meta["warnings"][()].decode()) == [err.split("warning: ")[1].strip()]
+        assert json.loads(meta["params"][()].decode())["model"] == str(d / "models")
     rc, err = _run(capsys, d / "scan.mdf", "--method", "fake-learned", "-o", d / "f2.mdf")
     assert rc == 0 and fake_learned[-1]["allow_mismatch"] is False
     assert fake_learned[-1]["model"] == "default"

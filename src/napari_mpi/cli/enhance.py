@@ -15,7 +15,9 @@ checked first, the output is written only at the end, and the writer publishes i
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +165,11 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             f"{method.name} returned {result!r} for the input {image!r}: not the same grid and "
             "frames; nothing was written"
         )
+    warnings = result.metadata.get("warnings")
+    if isinstance(warnings, list | tuple):  # e.g. a model mismatch allowed by --allow-mismatch
+        for text in warnings:
+            print(f"napari-mpi enhance: warning: {text}", file=sys.stderr)
+        result.metadata["warnings"] = json.dumps([str(w) for w in warnings])
     previous = image.metadata.get("method")
     result.metadata.update({"input": str(src), "frames": args.frames})
     if previous is not None and previous != method.name:
