@@ -307,6 +307,16 @@ def test_existing_output_needs_overwrite(files, capsys, tmp_path):
     assert rc == 0 and _read(out)[0].grid_shape == (16, 16, 16)
 
 
+def test_an_output_in_a_missing_folder_or_a_folder(files, capsys, tmp_path):
+    d = files[0]
+    argv = [d / "scan.mdf", "--method", "wiener"]
+    _refused(capsys, argv, tmp_path / "nowhere" / "o.mdf", "-o", "folder does not exist")
+    (tmp_path / "dir.mdf").mkdir()
+    rc, err = _run(capsys, *argv, "-o", tmp_path / "dir.mdf", "--overwrite")
+    assert rc == 1 and err.strip().endswith(f"-o {tmp_path / 'dir.mdf'}: is a directory")
+    assert list((tmp_path / "dir.mdf").iterdir()) == []
+
+
 def test_a_bad_degradation_card_in_the_file(tmp_path, capsys):
     data = np.ones((1, 8, 8, 8))
     image = nm.MPIImage(data, np.full(3, 8e-3), np.zeros(3), {"degradation": {"z_stride": 1}})

@@ -73,8 +73,9 @@ def _check_paths(src: Path, out: Path, overwrite: bool) -> None:
         check_target(out, overwrite)
     except FileExistsError:
         raise CLIError(f"-o {out}: exists; pass --overwrite to replace it") from None
-    except OSError as exc:
-        raise CLIError(f"-o {out}: {exc.strerror or exc}") from None
+    except OSError as exc:  # a folder, or in a folder that does not exist
+        text = str(exc.strerror or exc).removeprefix(f"{out}: ")
+        raise CLIError(f"-o {out}: {text}") from None
 
 
 def read_input(src: Path, out: Path, args: argparse.Namespace):
