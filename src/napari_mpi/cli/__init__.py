@@ -8,6 +8,8 @@ simulate system-matrix | measurement | xspace
     Simulate MPI data (see ``napari-mpi simulate --help``).
 reconstruct --calibration CAL --measurement MEAS --method NAME [options] -o OUT.mdf
     Reconstruct with a registered method; ``methods`` lists them with their parameters.
+enhance IN.mdf --method NAME [--model DIR] [options] -o OUT.mdf
+    Enhance a 3D reconstruction with a registered enhancement method, on the same grid.
 demo [--out DIR]
     The main job on the embedded defaults: simulate the ``preclinical-2d`` calibration, write it
     as MDF, read it back and report. It grows as simulation and reconstruction land.
@@ -21,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import demo, reconstruct, simulate, train
+from . import demo, enhance, reconstruct, simulate, train
 from ._common import CLIError
 from .demo import DEMO_METHODS, cmd_demo  # noqa: F401  (their old home)
 
@@ -78,7 +80,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-mpi",
-        description="Magnetic Particle Imaging: MDF files, simulation and reconstruction.",
+        description="Magnetic Particle Imaging: MDF files, simulation, reconstruction and "
+        "enhancement.",
     )
     parser.add_argument("--version", action="version", version=f"napari-mpi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     simulate.add_parser(sub)
     reconstruct.add_parsers(sub)
+    enhance.add_parser(sub)
     train.add_parser(sub)
     return parser
 

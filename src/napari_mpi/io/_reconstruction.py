@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,9 @@ from .errors import MDFError
 
 if TYPE_CHECKING:
     from .mdf_reader import MDFFile
+
+#: where :func:`~napari_mpi.io.write_reconstruction` keeps an image's own metadata
+IMAGE_METADATA = "_napari_mpi/image"
 
 
 def reco_shape(f: FieldReader) -> tuple[int, int, int]:
@@ -65,6 +69,9 @@ def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
         "channel": channel,
         "mdf_groups": provenance(mdf),
     }
+    card = degradation_card(mdf._f)
+    if card is not None:
+        meta["degradation"] = card
     if mdf._f.has("reconstruction/isOverscanRegion"):
         mask = mdf._f.array("reconstruction/isOverscanRegion", kind="i", size=p)
         meta["is_overscan_region"] = mask.reshape(-1)[perm].reshape(shape).astype(bool)
@@ -72,3 +79,42 @@ def read_image(mdf: MDFFile, channel: int = 0) -> MPIImage:
         return MPIImage(data=data, fov=fov, center=center, metadata=meta)
     except ValueError as exc:
         raise MDFError(mdf.path, "reconstruction", str(exc)) from None
+
+
+def degradation_card(f: FieldReader) -> dict | None:
+    """The degradation card of an image this package wrote, for enhancement methods' PSF.
+
+    ``_napari_mpi/image/degradation`` (JSON text of
+    :meth:`~napari_mpi.enhance.Degradation.to_dict`, written for ``Degradation.apply`` output)
+    or, failing that, a card made from a layered scan's own parameters (``scan_model``,
+    ``scan_plane_gradient_t_per_m``, ``z_gradient_t_per_m``, ``z_step_m`` (absent: one layer
+    per voxel), ``particle_diameter_m``, ``snr_db`` (absent: no noise), written by
+    ``layered_scan``). None when the file has neither; the card is optional metadata, so one
+    that cannot be read is None too (reading the image never fails on it; its values are
+    checked by whoever uses it).
+    """
+    try:
+        text = f.string(f"{IMAGE_METADATA}/degradation")
+        if text is not None:
+            card = json.loads(text)
+            return card if isinstance(card, dict) else None
+        model = f.string(f"{IMAGE_METADATA}/scan_model")
+        if model is None:
+            return None
+
+        def number(name: str) -> float | None:
+            field = f"{IMAGE_METADATA}/{name}"
+            return f.number(field) if f.has(field) else None
+
+        card = {
+            "model": model,
+            "gradient": number("scan_plane_gradient_t_per_m"),
+            "z_gradient": number("z_gradient_t_per_m"),
+            "particle_diameter": number("particle_diameter_m"),
+        }
+        card = {key: value for key, value in card.items() if value is not None}
+        card["z_step"] = number("z_step_m")
+        card["snr_db"] = number("snr_db")
+        return card
+    except (MDFError, ValueError):
+        return None
