@@ -82,7 +82,9 @@ def test_per_method_help_and_library_defaults(capsys):
     from napari_mpi.recon.training_config import LOSSES as CONFIG_LOSSES
 
     assert CONFIG_LOSSES == LOSSES
-    assert [t.name for t in trainables()] == ["dernet", "cascaded", "ppmpi"]
+    assert [t.name for t in trainables("reconstruct")] == ["dernet", "cascaded", "ppmpi"]
+    assert [t.name for t in trainables("enhance")] == ["csdnet", "unet3d", "edsr3d", "rcan3d",
+                                                       "rrdb3d"]  # fmt: skip
     for name, flag, default in [("dernet", "--epochs", "15"), ("cascaded", "--epochs", "20"),
                                 ("dernet", "--batch", "64"), ("ppmpi", "--batch", "32"),
                                 ("ppmpi", "--steps", "4000")]:  # fmt: skip

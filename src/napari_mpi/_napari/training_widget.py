@@ -15,6 +15,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
+    LineEdit,
     SpinBox,
 )
 
@@ -58,12 +59,20 @@ def _option_widgets(option) -> list:
         extra = {k: meta[k] for k in ("step",) if k in meta}
         return [FloatSpinBox(label=label, value=option.default or 0.0, min=meta.get("min", -1e9),
                              max=meta.get("max", 1e9), **extra)]  # fmt: skip
+    if option.kind == "pair" and meta.get("nargs") == "+":  # e.g. widths: "12 24 48"
+        edit = LineEdit(label=label, value=" ".join(str(v) for v in option.default))
+        edit.tooltip = option.help
+        return [edit]
     if option.kind == "pair":
         labels = meta.get("labels", (f"{label} from", f"{label} to"))
         return [FloatSpinBox(label=text, value=v, min=-1e6, max=1e6)
                 for text, v in zip(labels, option.default, strict=True)]  # fmt: skip
     if option.name == "device":
         return [ComboBox(label=label, choices=list(DEVICES), value=option.default)]
+    if option.kind == "str":  # e.g. the enhancement trainings' degradation
+        edit = LineEdit(label=label, value=str(option.default or ""))
+        edit.tooltip = option.help
+        return [edit]
     return []  # dict-valued options have their own controls (e.g. DERnet's dropout)
 
 
@@ -211,7 +220,17 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             if option.name not in self.fields:
                 continue
             widgets = self.fields[option.name][1]
-            if option.kind == "pair":
+            if option.kind == "pair" and option.meta.get("nargs") == "+":
+                text = str(widgets[0].value)
+                try:
+                    values[option.name] = tuple(int(v) for v in text.replace(",", " ").split())
+                except ValueError:
+                    raise ValueError(
+                        f"{option.label}: expected whole numbers separated by spaces, got {text!r}"
+                    ) from None
+                if not values[option.name]:
+                    raise ValueError(f"{option.label}: give at least one number")
+            elif option.kind == "pair":
                 values[option.name] = tuple(w.value for w in widgets)
             elif option.kind == "path":
                 values[option.name] = self._init_from() if option.name == "init_from" else None
