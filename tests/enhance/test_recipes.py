@@ -166,6 +166,12 @@ def test_input_max_scaling_makes_training_unit_free(pairs, tmp_path):
     raw = dataclasses.replace(config, scale="none")
     small = make_recipe("unet3d", raw, train=(train[0] * 1e-3, train[1] * 1e-3), val=val)
     assert small.train_pairs[0].max() < 1e-2  # "none" leaves the intensities as given
-    assert cards[0]["data"]["network_scale"] == "input-max"
+    assert cards[0]["data"]["network_scale"] == "input-max-gain"
+    # the targets are O(1): divided by max(input) and by the median max(target) / max(input)
+    recipe = make_recipe("unet3d", config, train=train, val=val)
+    ratios = train[1].max(axis=(1, 2, 3)) / train[0].max(axis=(1, 2, 3))
+    assert recipe.target_gain == pytest.approx(float(np.median(ratios)), rel=1e-5)
+    assert np.median(recipe.train_pairs[1].max(axis=(1, 2, 3))) == pytest.approx(1.0, rel=1e-5)
+    assert cards[0]["data"]["target_gain"] == pytest.approx(recipe.target_gain)
     with pytest.raises(ValueError, match="scale must be one of"):
         UNet3DConfig(scale="max").check()

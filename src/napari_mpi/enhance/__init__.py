@@ -1,7 +1,9 @@
 """Image -> image enhancement of 3D MPI volumes: the layered-scan degradation
 (:mod:`.degradation`), training pairs (:mod:`.data`), deconvolution baselines
 (:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`)
-and tiled application (:mod:`.tiling`). The learned methods are not built yet.
+tiled application (:mod:`.tiling`), and the learned methods (:mod:`.learned`: ``csdnet``,
+``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``; trained by :mod:`.training` with the recipes
+of :mod:`.recipes`).
 
 torch is never imported here; every module works with numpy and scipy. Called,
 ``napari_mpi.enhance(image, method, **params)`` runs a registered enhancement method.

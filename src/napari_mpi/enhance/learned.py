@@ -76,7 +76,8 @@ def model_folder(method: str, model: str | Path = "default") -> Path:
         if not (folder / "card.json").is_file():
             raise ValueError(
                 f"{method}: no shipped model in {folder}; train one with "
-                f"`napari-mpi train {method} --volumes FILE.npz -o DIR` and pass model=DIR"
+                f"`napari-mpi train {method} --volumes FILE.npz -o DIR` and pass model=DIR "
+                "(CLI --model DIR)"
             )
         return folder
     folder = Path(model).expanduser()

@@ -7,8 +7,11 @@ training and one for validation (model selection); the test split never comes he
 set whose ``split`` is "test" is refused). By default (``scale="input-max"``) each pair is
 divided by its degraded volume's maximum, the convention of ``napari_mpi.enhance.data`` (the
 output is multiplied back at inference); ``scale="none"`` uses the intensities as given. How
-the pairs were made (``data``, or a pair set's ``card()``) goes into the model card. Nothing
-here is registered as a method yet.
+the pairs were made (``data``, or a pair set's ``card()``) goes into the model card. The
+default ``scale="input-max-gain"`` also divides the targets by the median max(target) /
+max(degraded) of the training pairs (``target_gain`` in the card). The methods are registered
+by :mod:`napari_mpi.enhance.learned`; :mod:`napari_mpi.enhance.training` makes the pairs and
+runs a recipe for ``napari-mpi train``.
 
 - Baselines (:class:`VolumeRecipe`): SmoothL1 (the paper's loss; PyTorch's ``beta``) or L1
   between the network's output and the target; every epoch is one shuffled pass over the

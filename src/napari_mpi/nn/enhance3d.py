@@ -18,8 +18,9 @@ under 0.5 s on 2 cores (``benchmarks/bench_enhance_speed.py``).
   convolutional and pooling layers are replaced with their 3D counterparts").
 
 Each network keeps its constructor arguments in ``self.config`` (written as the card's
-"architecture", so :func:`~napari_mpi.nn.checkpoint.build_model` rebuilds it). None is
-registered as a method yet: nothing has been trained or shipped.
+"architecture", so :func:`~napari_mpi.nn.checkpoint.build_model` rebuilds it). They are
+registered as enhancement methods by :mod:`napari_mpi.enhance.learned` and trained by
+:mod:`napari_mpi.enhance.training`.
 """
 
 from __future__ import annotations
