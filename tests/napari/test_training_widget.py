@@ -214,3 +214,35 @@ def test_a_registered_method_appears_in_the_widget(make_napari_viewer, tmp_path,
     w.start()
     assert w.state == "done", w.status.value
     assert json.loads((tmp_path / "toy" / "card.json").read_text())["method"] == "toy3d"
+
+
+def test_an_enhancement_network_trains_from_a_volume_file(widget, tmp_path, monkeypatch):
+    """3D enhancement trainings share the widget: the volume file, the scan (degradation) and
+    the list of widths are fields; the loss and the validation PSNR are plotted."""
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    rng = np.random.default_rng(0)
+    vols = (rng.random((5, 20, 20, 20)) > 0.97).astype(np.uint8) * 255
+    path = tmp_path / "vols.npz"
+    np.savez(path, train_images=vols[:3], val_images=vols[3:], test_images=vols[3:])
+    widget.method.value = "unet3d"
+    assert shown(widget.volumes) and shown(widget.degradation) and shown(widget.widths)
+    assert not shown(widget.calibration) and not shown(widget.phantoms)
+    widget.volumes.value = path
+    widget.degradation.value = "z_step=3e-3"
+    widget.widths.value = "4 8"
+    widget.epochs.value, widget.steps_per_epoch.value, widget.batch.value = 2, 2, 2
+    loss = widget.fields["loss@csdnet"][1][0]  # its own choices, not the cascaded network's
+    assert shown(loss) and not shown(widget.loss) and list(loss.choices) == ["smoothl1", "l1"]
+    widget.output.value = tmp_path / "unet"
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / "unet" / "card.json").read_text())
+    assert card["method"] == "unet3d" and card["architecture"]["widths"] == [4, 8]
+    assert card["data"]["train"]["degradation"]["z_step"] == pytest.approx(3e-3)
+    assert len(widget.history["loss"]) == 4 and len(widget.history["val"]) == 2
+    assert widget.val_key == "val_psnr" and all(np.isfinite(widget.history["val"]))
+    widget.widths.value = "4 x"
+    widget.output.value = tmp_path / "other"
+    widget.start()
+    assert "widths: expected whole numbers" in widget.status.value
+    assert not (tmp_path / "other").exists()

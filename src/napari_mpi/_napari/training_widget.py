@@ -36,6 +36,11 @@ REDRAW_INTERVAL = 2.0
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: validation numbers plotted (the first a method reports): signal networks' PSNR, the
+#: enhancement networks' PSNR, the denoiser's gain over its noisy input
+VAL_KEYS = ("val_psnr_db", "val_psnr", "val_gain_db")
+
+
 def trainable_names() -> list[str]:
     """The methods offered, from the trainable registry (reconstruction first)."""
     from ..nn.trainers import trainables
@@ -117,13 +122,27 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                     edit.tooltip = inp.help
                     self._expose(inp.name, edit)
                     self.data_files[inp.name] = edit
-        #: option name -> (Option of the first method that has it, its widgets)
+        #: field key -> (Option of the first method that has it, its widgets); the key is the
+        #: option's name, or "name@method" where a method's option of that name takes other
+        #: values (e.g. the enhancement trainings' loss choices)
         self.fields: dict[str, tuple] = {}
+        #: method -> option name -> field key
+        self._keys: dict[str, dict[str, str]] = {n: {} for n in names}
         generated = []
         for entry in trainables():
             for option in options(entry.config):
-                if option.name in self.fields or option.meta.get("hidden_widget"):
+                if option.meta.get("hidden_widget"):
                     continue
+                same = [k for k in self.fields
+                        if k.split("@")[0] == option.name and
+                        (self.fields[k][0].kind, self.fields[k][0].choices)
+                        == (option.kind, option.choices)]  # fmt: skip
+                if same:
+                    self._keys[entry.name][option.name] = same[0]
+                    continue
+                key = option.name
+                if key in self.fields:
+                    key = f"{option.name}@{entry.name}"
                 widgets = _option_widgets(option)
                 if not widgets:
                     continue
@@ -133,7 +152,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                 )  # fmt: skip
                 for attr, w in zip(names_, widgets, strict=True):
                     self._expose(attr, w)
-                self.fields[option.name] = (option, widgets)
+                self.fields[key] = (option, widgets)
+                self._keys[entry.name][option.name] = key
                 generated.extend(widgets)
         self.dropout = FloatSpinBox(
             label="DERnet dropout", value=0.05, min=0.0, max=0.95, step=0.01
@@ -185,10 +205,12 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         from ..nn.trainers import options
 
         old = {o.name: o.default for o in options(self._entries[self._previous].config)}
+        keys, old_keys = self._keys[self.method.value], self._keys[self._previous]
         for option in options(self._entries[self.method.value].config):
-            if option.name not in self.fields or option.name not in old:
+            key = keys.get(option.name)
+            if key is None or option.name not in old or old_keys.get(option.name) != key:
                 continue
-            widgets = self.fields[option.name][1]
+            widgets = self.fields[key][1]
             before, after = old[option.name], option.default
             if option.kind == "pair" or before is None or after is None:
                 continue
@@ -199,14 +221,14 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
 
     def _toggle(self, _=None) -> None:
         method = self.method.value
-        own = self._own[method]
-        for name, (_, widgets) in self.fields.items():
+        own = set(self._keys[method].values())
+        for key, (_, widgets) in self.fields.items():
             for w in widgets:
-                w.visible = name in own
+                w.visible = key in own
         calibration = self._needs_calibration()
         self.calibration.visible = calibration
         self.calibration_file.visible = calibration and self.calibration.value == _FILE
-        self.dropout.visible = "architecture" in own and method == "dernet"
+        self.dropout.visible = "architecture" in self._own[method] and method == "dernet"
         inputs = {i.name for i in self._entries[method].inputs}
         for name, edit in self.data_files.items():
             edit.visible = name in inputs
@@ -216,10 +238,11 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         from ..nn.trainers import options
 
         values = {}
+        keys = self._keys[self.method.value]
         for option in options(self._entries[self.method.value].config):
-            if option.name not in self.fields:
+            if option.name not in keys:
                 continue
-            widgets = self.fields[option.name][1]
+            widgets = self.fields[keys[option.name]][1]
             if option.kind == "pair" and option.meta.get("nargs") == "+":
                 text = str(widgets[0].value)
                 try:
@@ -343,8 +366,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         if "loss" in info and phase != "validating":
             self.history["step"].append(info.get("step", step.done))
             self.history["loss"].append(info["loss"])
-        key = "val_psnr_db" if "val_psnr_db" in info else "val_gain_db"
-        if key in info:
+        key = next((k for k in VAL_KEYS if k in info), None)
+        if key is not None:
             self.val_key = key
             self.history["val_step"].append(info.get("step", step.done))
             self.history["val"].append(info[key])
@@ -414,7 +437,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             low, high = min(h["loss"]), max(h["loss"])
             ax.set_yscale("log" if low > 0 and high > 10 * low else "linear")
         val.set_data(h["val_step"], h["val"])
-        label = "validation PSNR (dB)" if self.val_key == "val_psnr_db" else "validation gain (dB)"
+        label = "validation gain (dB)" if self.val_key == "val_gain_db" else "validation PSNR (dB)"
         val.set_label(label)
         ax2.set_ylabel(label if h["val"] else "")
         ax2.set_visible(bool(h["val"]))

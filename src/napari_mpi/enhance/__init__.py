@@ -1,6 +1,6 @@
 """Image -> image enhancement of 3D MPI volumes: the layered-scan degradation
 (:mod:`.degradation`), training pairs (:mod:`.data`), deconvolution baselines
-(:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`)
+(:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`),
 tiled application (:mod:`.tiling`), and the learned methods (:mod:`.learned`: ``csdnet``,
 ``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``; trained by :mod:`.training` with the recipes
 of :mod:`.recipes`).
