@@ -106,8 +106,7 @@ def layer_request(layer) -> dict:
     if (
         len(shape) not in (3, 4)
         or any(n < 2 for n in grid_shape)
-        or (len(shape) == 4
-        and (frames != shape[0]))
+        or (len(shape) == 4 and (frames != shape[0]))
     ):
         what = f"{len(shape)}-D layer" if len(shape) not in (2, 3, 4) else "2D image"
         frame_text = f" with {frames} frames" if frames > 1 else ""
