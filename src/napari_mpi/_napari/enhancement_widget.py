@@ -61,6 +61,15 @@ def _param_field(p, help_text: str):
     return _param_widget(p, help_text)
 
 
+def _import_torch() -> None:
+    """Import torch on the main thread when a learned method is chosen: imported by the
+    worker, its start-up holds the GIL for seconds and napari stops responding meanwhile."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the method says so when it runs
+        return
+
+
 def _layer_kind(layer) -> str:
     """'Labels', 'Shapes', ... : the napari layer class name."""
     return type(layer).__name__
@@ -234,6 +243,8 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
     def _show_params(self, name: str) -> None:
         self.params.clear()
         method = get_method(name, task="enhance")
+        if method.kind == "learned":
+            _import_torch()
         self.about.value = method.description
         self.method.tooltip = f"{method.title}: {method.description}"
         for p in method.params:
