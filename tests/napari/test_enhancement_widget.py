@@ -186,6 +186,16 @@ def test_bad_inputs_each_get_one_message(make_napari_viewer, volumes, sync, noti
     w.params["balance"].value = "1e-3"
     w.start()
     assert w.state == "done" and "ok (wiener)" in viewer.layers  # usable again
+    # the registered learned methods: their fields, and an error of the method itself
+    from magicgui.widgets import CheckBox, FileEdit, LineEdit, SpinBox
+
+    from napari_mpi.enhance.learned import LEARNED_METHODS
+
+    for name in LEARNED_METHODS:
+        w.method.value = name
+        assert [type(p) for p in w.params] == [FileEdit, LineEdit, SpinBox, CheckBox], name
+    w.params["model"].value = "/no/such/model"
+    refused("model folder /no/such/model does not exist")
 
 
 def _toy_learned(image, model, device, overlap, allow_mismatch):
@@ -239,6 +249,7 @@ def test_learned_parameters_and_a_method_error(viewer, monkeypatch, qtbot, notif
     qtbot.waitUntil(lambda: w.state != "running" and w.worker is None, timeout=20000)
     qtbot.wait(200)
     assert w.state == "failed" and "set allow_mismatch to proceed" in w.status.value
+    assert w.status.value.endswith("(here: tick 'allow mismatch')")
     assert len([m for m in notifications if "allow_mismatch" in m]) == 1, notifications
     assert "Traceback" not in capfd.readouterr().err
     assert len(viewer.layers) == count and w.run_button.enabled

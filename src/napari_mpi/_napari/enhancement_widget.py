@@ -54,10 +54,13 @@ def enhance_names() -> list[str]:
 def _param_field(p, help_text: str):
     """A widget for one enhancement parameter; a text ``model`` gets a folder button."""
     if p.name == "model" and p.kind not in (bool, int, float, "choice"):
-        return FileEdit(
+        edit = FileEdit(
             name=p.name, label="model", mode="d", tooltip=help_text,
             value="" if p.default is None else str(p.default),
         )  # fmt: skip
+        edit.choose_btn.text = "Folder..."  # "Choose directory" widened the dock by ~50 px
+        edit.choose_btn.tooltip = "choose a model folder (with card.json); 'default': shipped"
+        return edit
     return _param_widget(p, help_text)
 
 
@@ -291,6 +294,14 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
             return
         self._last_status = -float("inf")
         self.launch(lambda: enhancement_work(req, method, params), self._add_result)
+
+    def fail(self, exc: Exception) -> None:
+        """Report once; a refused model mismatch also says which box proceeds anyway."""
+        names = {w.name for w in self.params}
+        text = str(exc)
+        if isinstance(exc, ValueError) and "allow_mismatch" in text and "allow_mismatch" in names:
+            exc = ValueError(f"{text} (here: tick 'allow mismatch')")
+        super().fail(exc)
 
     def _show_progress(self, step: Progress) -> None:
         """The bar at every UI update, the status text at most every STATUS_INTERVAL."""
