@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: Least time (s) between two updates of the status text while a method runs (the progress
 #: bar follows every ``_workers.UI_INTERVAL``). In napari's window under Xvfb each change of
 #: the status line cost the 2-core machine ~70 ms: 100 Richardson-Lucy iterations of the
-#: example-3d scan took 7.2 s with the text set every 0.1 s, 1.6 s with the bar alone.
+#: example-3d scan took 7.2 s with the text set every 0.1 s, 2.5 s with the bar alone.
 STATUS_INTERVAL = 1.0
 #: ``metadata["kind"]`` of the layers this widget adds.
 KIND = "enhancement"
