@@ -163,3 +163,18 @@ def test_large_calibration_is_shown_partially(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="max_frequency"):
         (image, _labels) = reader.read_layers(str(no_snr.path))
     assert image[1]["metadata"]["system_matrix"].frequency_indices.max() <= 4
+
+
+def test_every_widget_opens_from_the_plugins_menu(make_napari_viewer):
+    """napari hands plugin docks a proxy of the viewer; each of the plugin's widgets opens."""
+    from importlib.resources import files
+
+    import yaml
+
+    manifest = yaml.safe_load(files("napari_mpi").joinpath("napari.yaml").read_text())
+    names = [w["display_name"] for w in manifest["contributions"]["widgets"]]
+    assert "Enhancement" in names
+    viewer = make_napari_viewer()
+    for name in names:
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-mpi", name)
+        assert widget is not None, name

@@ -29,7 +29,7 @@ from ..system_matrix import SystemMatrix
 LayerData = tuple[np.ndarray, dict, str]
 
 #: ``metadata["kind"]`` values of layers that are images in physical space (mm).
-PHYSICAL_KINDS = ("phantom", "reconstruction", "xspace", "image")
+PHYSICAL_KINDS = ("phantom", "reconstruction", "xspace", "image", "enhancement")
 
 
 def _spatial(grid: Grid) -> tuple[slice | int, tuple[float, ...], tuple[float, ...], list[str]]:

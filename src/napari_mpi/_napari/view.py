@@ -124,6 +124,8 @@ def add_layer_data(viewer, layer_data: list, then=None) -> list:
 
 def install(viewer) -> None:
     """Connect the layer hooks and put ``nm`` in the console (once per viewer)."""
+    # napari gives plugin dock widgets a PublicOnlyProxy of the viewer: mark the viewer itself
+    viewer = getattr(viewer, "__wrapped__", viewer)
     if viewer is None or getattr(viewer, _INSTALLED, False):
         return
     warm_up()

@@ -1,0 +1,327 @@
+"""The Enhancement dock widget: sharpen a 3D image layer with any registered enhancement
+method (deconvolution, the learned networks) in a thread worker, and add the result as a new
+layer on the input's grid (same ``scale`` and ``translate``, so it overlays the input and the
+phantom). The input layer is never modified.
+
+The methods and their fields come from the registry (``methods(task="enhance")`` and each
+method's ``params``), so a new method appears here without changes; a text parameter named
+``model`` gets a folder button. Everything that can be checked without reading the data (the
+layer's type, dimensions, parameters) is checked before the worker starts; copying the data,
+the NaN / infinity check and the enhancement run in the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit
+
+from ..image import MPIImage
+from ..progress import Progress
+from ..recon.registry import get_method, iter_enhance, methods
+from . import _workers, view
+from ._messages import status_label
+from .layers import image_layer
+from .reconstruction_widget import _param_widget
+from .writer import refusal
+
+if TYPE_CHECKING:
+    import napari
+
+#: Least time (s) between two updates of the status text while a method runs (the progress
+#: bar follows every ``_workers.UI_INTERVAL``). In napari's window under Xvfb each change of
+#: the status line cost the 2-core machine ~70 ms: 100 Richardson-Lucy iterations of the
+#: example-3d scan took 7.2 s with the text set every 0.1 s, 2.5 s with the bar alone.
+STATUS_INTERVAL = 1.0
+#: ``metadata["kind"]`` of the layers this widget adds.
+KIND = "enhancement"
+#: Layer kinds not chosen as the input on their own when they appear (a phantom is the
+#: reference; an enhanced result is an output).
+_NOT_INPUTS = ("phantom", KIND)
+_HOW_TO_GET_ONE = (
+    "open a 3D volume (a reconstruction file, File > Open Sample > napari-mpi > 3D example, "
+    "or a simulation's x-space image)"
+)
+
+
+def enhance_names() -> list[str]:
+    """The enhancement methods offered, from the registry."""
+    return [m.name for m in methods(task="enhance")]
+
+
+def _param_field(p, help_text: str):
+    """A widget for one enhancement parameter; a text ``model`` gets a folder button."""
+    if p.name == "model" and p.kind not in (bool, int, float, "choice"):
+        edit = FileEdit(
+            name=p.name, label="model", mode="d", tooltip=help_text,
+            value="" if p.default is None else str(p.default),
+        )  # fmt: skip
+        edit.choose_btn.text = "Folder..."  # "Choose directory" widened the dock by ~50 px
+        edit.choose_btn.tooltip = "choose a model folder (with card.json); 'default': shipped"
+        return edit
+    return _param_widget(p, help_text)
+
+
+def _import_torch() -> None:
+    """Import torch on the main thread when a learned method is chosen: imported by the
+    worker, its start-up holds the GIL for seconds and napari stops responding meanwhile."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the method says so when it runs
+        return
+
+
+def _layer_kind(layer) -> str:
+    """'Labels', 'Shapes', ... : the napari layer class name."""
+    return type(layer).__name__
+
+
+# -- from a layer to a request and a volume -----------------------------------------------------
+def layer_request(layer) -> dict:
+    """What the worker needs from an image layer, read on the main thread without copying
+    the data; ValueError (naming the layer) for a layer that is no 3D image in space.
+
+    Returns
+    -------
+    dict
+        ``name``, ``data`` (the layer's array, not copied), ``frames`` (1, or the frame count
+        of a (frames, z, y, x) layer), ``scale`` and ``translate`` (the layer's, mm),
+        ``metadata`` (the image's own metadata, e.g. its ``degradation`` card).
+    """
+    from napari.layers import Image
+
+    if layer is None:
+        raise ValueError(f"image: no image layer to enhance; {_HOW_TO_GET_ONE}")
+    if not isinstance(layer, Image):
+        raise ValueError(
+            f"image: '{layer.name}' is a {_layer_kind(layer)} layer, not an image; choose an "
+            "image layer holding a 3D volume (z, y, x)"
+        )
+    reason = refusal(layer.as_layer_data_tuple()[1])
+    if reason is not None:
+        raise ValueError(f"image: '{layer.name}' cannot be enhanced: {reason}")
+    if layer.multiscale:
+        raise ValueError(
+            f"image: '{layer.name}' is a multiscale (pyramid) layer; open it at one resolution"
+        )
+    data = layer.data
+    shape = tuple(int(n) for n in data.shape)
+    if np.iscomplexobj(np.empty(0, dtype=data.dtype)):
+        raise ValueError(f"image: '{layer.name}' is complex; enhance its magnitude")
+    if 0 in shape:
+        raise ValueError(f"image: '{layer.name}' is empty (shape {shape}); {_HOW_TO_GET_ONE}")
+    source = layer.metadata.get("mpi_image")
+    if isinstance(source, MPIImage) and source.data.size == int(np.prod(shape)):
+        frames, grid_shape = source.num_frames, tuple(source.grid_shape)
+        metadata = dict(source.metadata)
+    else:
+        frames = shape[0] if len(shape) == 4 else 1
+        grid_shape = shape[-3:] if len(shape) >= 3 else (1, *shape)
+        metadata = {k: v for k, v in layer.metadata.items() if k not in ("mpi_image", "kind")}
+    if (
+        len(shape) not in (3, 4)
+        or any(n < 2 for n in grid_shape)
+        or (len(shape) == 4 and (frames != shape[0]))
+    ):
+        what = f"{len(shape)}-D layer" if len(shape) not in (2, 3, 4) else "2D image"
+        frame_text = f" with {frames} frames" if frames > 1 else ""
+        raise ValueError(
+            f"image: '{layer.name}' is a {what}{frame_text} (shape {shape}); the enhancement "
+            "methods take a 3D volume (z, y, x) with at least 2 voxels along each axis"
+        )
+    metadata.pop("mpi_image", None)
+    metadata.pop("kind", None)
+    return {
+        "name": layer.name,
+        "data": data,
+        "frames": frames,
+        "scale": tuple(float(s) for s in layer.scale),
+        "translate": tuple(float(t) for t in layer.translate),
+        "metadata": metadata,
+    }
+
+
+def request_volume(req: dict) -> MPIImage:
+    """The MPIImage of a :func:`layer_request` (copies the data; run it in the worker).
+
+    ``scale`` / ``translate`` (mm, the last three axes z, y, x) become the field of view and
+    centre (m); ValueError naming the layer for NaN or infinite voxels or an all-zero volume.
+    """
+    name = req["name"]
+    data = np.array(req["data"], dtype=np.float32).reshape(
+        (req["frames"], *np.shape(req["data"])[-3:])
+    )
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise ValueError(
+            f"image: '{name}' has {bad} NaN or infinite voxel(s) of {data.size}; replace them "
+            "(e.g. with 0) before enhancing"
+        )
+    if not np.any(data):
+        raise ValueError(f"image: '{name}' holds no signal (every voxel is 0); nothing to enhance")
+    scale = np.asarray(req["scale"][-3:], dtype=np.float64) * 1e-3
+    translate = np.asarray(req["translate"][-3:], dtype=np.float64) * 1e-3
+    shape = np.asarray(data.shape[1:])
+    fov = scale * shape
+    center = translate + (shape - 1) * scale / 2
+    return MPIImage(data, fov, center, metadata=dict(req["metadata"]))
+
+
+def enhancement_work(req: dict, method: str, params: dict):
+    """The worker's generator: copy and check the volume, enhance, build the layer data.
+
+    Returns ``(image, layer_data, seconds)``: the enhanced MPIImage, its layer-data tuple
+    (named ``"<input> (<method>)"``, with the input layer's scale and translate) and the time
+    the enhancement took.
+    """
+    yield Progress(0, 1, f"reading '{req['name']}'")
+    image = request_volume(req)
+    start = time.perf_counter()
+    out = yield from iter_enhance(image, method, **params)
+    seconds = time.perf_counter() - start
+    out.metadata["input_layer"] = req["name"]
+    data, kwargs, kind = image_layer(out, f"{req['name']} ({method})", kind=KIND)
+    if data.ndim == len(req["scale"]):  # overlay the input exactly, whatever the rounding
+        kwargs["scale"], kwargs["translate"] = req["scale"], req["translate"]
+    return out, (data, kwargs, kind), seconds
+
+
+class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
+    """Enhance a 3D image layer with any registered enhancement method; add the result."""
+
+    task_title = "enhancement"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = viewer
+        self.image = ComboBox(
+            label="image", choices=self._images,
+            tooltip="a 3D image layer (z, y, x): a reconstruction, a layered scan, a file",
+        )  # fmt: skip
+        self.method = ComboBox(label="method", choices=enhance_names())
+        self.about = status_label("", label="")
+        self.params = Container(labels=True)
+        self.extend(
+            [self.image, self.method, self.about, self.params, *self._run_controls("Enhance")]
+        )
+        self.method.changed.connect(self._show_params)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self._follow_layers)
+        self._init_run_state()
+        self._show_params(self.method.value)
+        self._pick_newest()
+
+    # -- choices ------------------------------------------------------------------------------
+    def _images(self, _widget=None) -> list:
+        """Image layers in physical space (calibration stacks and RGB pictures are left out)."""
+        from napari.layers import Image
+
+        return [
+            la
+            for la in self.viewer.layers
+            if isinstance(la, Image) and refusal(la.as_layer_data_tuple()[1]) is None
+        ]
+
+    def _pick_newest(self) -> None:
+        """Choose the newest 3D image that is neither a phantom nor an enhanced result."""
+        for layer in reversed(self._images()):
+            if layer.metadata.get("kind") not in _NOT_INPUTS and layer.ndim >= 3:
+                self.image.value = layer
+                return
+
+    def _follow_layers(self, event=None) -> None:
+        """Refresh the choices; a new 3D input layer (not a result) becomes the choice."""
+        self.image.reset_choices()
+        layer = getattr(event, "value", None)
+        if (
+            event is not None
+            and getattr(event, "type", "") == "inserted"
+            and layer in set(self.image.choices)
+        ):
+            if layer.metadata.get("kind") not in _NOT_INPUTS and layer.ndim >= 3:
+                self.image.value = layer
+
+    def _show_params(self, name: str) -> None:
+        self.params.clear()
+        method = get_method(name, task="enhance")
+        if method.kind == "learned":
+            _import_torch()
+        self.about.value = method.description
+        self.method.tooltip = f"{method.title}: {method.description}"
+        for p in method.params:
+            self.params.append(_param_field(p, method.param_help(p)))
+
+    def param_values(self) -> dict:
+        """The parameters as set in the widget (an empty text or folder field: the default)."""
+        out: dict[str, Any] = {}
+        for w in self.params:
+            value = w.value
+            if isinstance(w, FileEdit):
+                value = str(value).strip()
+                if value in ("", "."):
+                    continue
+            elif isinstance(w, LineEdit):
+                value = value.strip()
+                if value in ("", "None"):
+                    continue
+            out[w.name] = value
+        return out
+
+    # -- running ------------------------------------------------------------------------------
+    def _no_image_reason(self) -> str:
+        """The message when no image layer is chosen, naming the layers that cannot be used."""
+        others = [f"'{la.name}' is a {_layer_kind(la)} layer" for la in self.viewer.layers]
+        others = others[:4] + (["..."] if len(others) > 4 else [])
+        listed = f" ({', '.join(others)})" if others else ""
+        return f"image: no image layer to enhance{listed}; {_HOW_TO_GET_ONE}"
+
+    def start(self) -> None:
+        """Check the input and the parameters, then enhance in a worker."""
+        if self.state == "running":
+            return
+        method = self.method.value
+        try:
+            if method is None:
+                raise ValueError("method: no enhancement method is registered")
+            params = get_method(method, task="enhance").check_params(self.param_values())
+            if self.image.value is None:
+                raise ValueError(self._no_image_reason())
+            req = layer_request(self.image.value)
+        except ValueError as exc:
+            self.fail(exc)
+            return
+        self._last_status = -float("inf")
+        self.launch(lambda: enhancement_work(req, method, params), self._add_result)
+
+    def fail(self, exc: Exception) -> None:
+        """Report once; a refused model mismatch also says which box proceeds anyway."""
+        names = {w.name for w in self.params}
+        text = str(exc)
+        if isinstance(exc, ValueError) and "allow_mismatch" in text and "allow_mismatch" in names:
+            exc = ValueError(f"{text} (here: tick 'allow mismatch')")
+        super().fail(exc)
+
+    def _show_progress(self, step: Progress) -> None:
+        """The bar at every UI update, the status text at most every STATUS_INTERVAL."""
+        if self.state != "running":
+            return
+        value = int(100 * step.fraction)
+        if value != self.progress.value:
+            _workers.set_progress_later(self.progress, value)
+        now = time.monotonic()
+        if now - self._last_status >= STATUS_INTERVAL or step.done >= step.total:
+            self._last_status = now
+            self.status.value = f"{step.message} ({step.done}/{step.total})"
+
+    def _add_result(self, result) -> None:
+        image, layer_data, seconds = result
+        self.result = image
+        shape = " x ".join(map(str, image.grid_shape))
+        self.status.value = (
+            f"done: {image.metadata['method']} of '{image.metadata['input_layer']}' "
+            f"({shape} voxels) in {seconds:.1f} s"
+        )
+        view.publish(self.viewer, last_enhancement=image)
+        self.add_result_layers([layer_data])

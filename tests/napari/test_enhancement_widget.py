@@ -1,0 +1,291 @@
+"""Enhancement widget: a 3D layer is enhanced in a worker and the result overlays it as a new
+layer; Cancel adds nothing; every bad input gets one message and napari stays usable."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import pytest
+
+from napari_mpi import metrics
+from napari_mpi._napari.enhancement_widget import (
+    EnhancementWidget,
+    enhance_names,
+    layer_request,
+    request_volume,
+)
+from napari_mpi._napari.layers import image_layer
+from napari_mpi.enhance import Degradation
+from napari_mpi.grid import Grid
+from napari_mpi.progress import Progress
+from napari_mpi.recon import registry
+from napari_mpi.simulation.phantoms import vessel_phantom
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def volumes():
+    """A 16^3 vessel phantom (1 mm voxels, off-centre) and its layered scan (30 dB)."""
+    grid = Grid((16, 16, 16), (16e-3, 16e-3, 16e-3), (2e-3, -1e-3, 3e-3))
+    phantom = vessel_phantom(grid, seed=1, radius=1.5e-3)
+    return phantom, Degradation().apply(phantom, seed=0)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, volumes):
+    from napari.layers import Layer
+
+    v = make_napari_viewer()
+    phantom, scan = volumes
+    v.add_layer(Layer.create(*image_layer(phantom, "phantom", kind="phantom")))
+    v.add_layer(Layer.create(*image_layer(scan, "scan", kind="xspace")))
+    return v
+
+
+@pytest.fixture
+def sync(monkeypatch):
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+
+
+@pytest.fixture
+def notifications():
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def record(notification):
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def layer_volume(layer):
+    """The MPIImage the widget would build from ``layer``."""
+    return request_volume(layer_request(layer))
+
+
+def test_deconvolutions_add_sharper_layers_over_the_input(viewer, volumes, sync):
+    phantom, scan = volumes
+    w = EnhancementWidget(viewer)
+    assert list(w.method.choices) == enhance_names()
+    assert {"richardson-lucy", "wiener"} <= set(enhance_names())
+    scan_layer = viewer.layers["scan"]
+    assert w.image.value is scan_layer  # the newest volume, not the phantom
+    before = np.array(scan_layer.data)
+    place = (tuple(scan_layer.scale), tuple(scan_layer.translate))
+    w.method.value = "wiener"
+    assert [p.name for p in w.params] == ["balance", "padding", "regulariser"]
+    w.start()
+    assert w.state == "done", w.status.value
+    w.method.value = "richardson-lucy"
+    assert [p.name for p in w.params] == ["iterations", "accelerate"]
+    w.params["iterations"].value = 30
+    w.start()
+    assert w.state == "done", w.status.value
+    assert "done: richardson-lucy of 'scan' (16 x 16 x 16 voxels)" in w.status.value
+
+    psnr0, ssim0 = metrics.psnr(scan, phantom), metrics.ssim(scan, phantom)
+    for name, gain in (("scan (wiener)", 0.2), ("scan (richardson-lucy)", 1.0)):
+        layer = viewer.layers[name]
+        assert layer.data.shape == scan_layer.data.shape == (16, 16, 16)
+        for attr in ("scale", "translate"):
+            np.testing.assert_allclose(getattr(layer, attr), getattr(scan_layer, attr))
+            np.testing.assert_allclose(
+                getattr(layer, attr), getattr(viewer.layers["phantom"], attr)
+            )
+        assert layer.metadata["kind"] == "enhancement" and layer.metadata["input_layer"] == "scan"
+        assert layer.metadata["degradation"] == scan.metadata["degradation"]
+        assert layer.contrast_limits[1] == pytest.approx(float(layer.data.max()), rel=1e-3)
+        out = layer_volume(layer)
+        assert metrics.psnr(out, phantom) > psnr0 + gain, name
+        assert metrics.ssim(out, phantom) > ssim0, name
+    rl = viewer.layers["scan (richardson-lucy)"]
+    assert rl.metadata["params"] == {"iterations": 30, "accelerate": True}
+    assert metrics.ssim(layer_volume(rl), phantom) > ssim0 + 0.1
+    assert viewer.layers[-1] is rl and rl.visible  # the newest result is on top
+    # the input is untouched, and a result does not become the next input
+    np.testing.assert_array_equal(scan_layer.data, before)
+    assert (tuple(scan_layer.scale), tuple(scan_layer.translate)) == place
+    assert w.image.value is scan_layer and w.result.metadata["method"] == "richardson-lucy"
+    console = {k: v for entry in viewer.window._qt_viewer.console_backlog for k, v in entry.items()}
+    last = console["last_enhancement"]  # the backlog keeps weak references
+    assert (last() if isinstance(last, weakref.ref) else last) is w.result
+
+    # a layer from another reader (no MPIImage behind it): its own scale and translate
+    plain = viewer.add_image(scan.data[0], name="volume", scale=(2.0, 0.5, 0.5),
+                             translate=(-7.0, 1.0, 4.0))  # fmt: skip
+    assert w.image.value is plain  # a new volume becomes the input
+    w.method.value = "wiener"
+    w.start()
+    assert w.state == "done", w.status.value
+    out = viewer.layers["volume (wiener)"]
+    np.testing.assert_allclose(out.scale, [2.0, 0.5, 0.5])
+    np.testing.assert_allclose(out.translate, [-7.0, 1.0, 4.0])
+    np.testing.assert_allclose(w.result.voxel_size, [2e-3, 0.5e-3, 0.5e-3])
+    np.testing.assert_allclose(w.result.center, [8e-3, 4.75e-3, 7.75e-3])
+    assert not np.allclose(out.data, plain.data)
+
+
+def test_cancel_stops_a_long_run_and_adds_nothing(viewer, qtbot):
+    w = EnhancementWidget(viewer)
+    w.method.value = "richardson-lucy"
+    w.params["iterations"].value = 100000  # minutes of work
+    count = len(viewer.layers)
+    w.start()
+    assert w.state == "running" and w.worker is not None
+    assert not w.run_button.enabled and w.cancel_button.enabled
+    worker = w.worker
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        qtbot.waitUntil(lambda: "iteration" in w.status.value, timeout=20000)
+        w.cancel()
+    qtbot.waitUntil(lambda: w.state == "cancelled" and w.worker is None, timeout=5000)
+    qtbot.wait(100)
+    assert len(viewer.layers) == count and w.status.value == "cancelled"
+    assert w.run_button.enabled and not w.cancel_button.enabled
+
+
+def test_bad_inputs_each_get_one_message(make_napari_viewer, volumes, sync, notifications):
+    _, scan = volumes
+    viewer = make_napari_viewer()
+    w = EnhancementWidget(viewer)
+
+    def refused(expected: str) -> None:
+        count, seen = len(viewer.layers), len(notifications)
+        w.start()
+        assert w.state == "failed" and expected in w.status.value, w.status.value
+        assert w.status.native.wordWrap()
+        assert len(viewer.layers) == count  # nothing added
+        assert w.run_button.enabled and not w.cancel_button.enabled
+        assert len(notifications) == seen + 1 and expected in notifications[-1]
+
+    refused("no image layer to enhance")
+    labels = viewer.add_labels(np.zeros((8, 8, 8), np.int32), name="seg")
+    viewer.add_shapes(name="roi")
+    assert w.image.value is None  # neither is offered
+    refused("'seg' is a Labels layer, 'roi' is a Shapes layer")
+    with pytest.raises(ValueError, match="'seg' is a Labels layer, not an image"):
+        layer_request(labels)
+    viewer.add_image(np.ones((16, 16), np.float32), name="slice")
+    w.image.value = viewer.layers["slice"]
+    refused("'slice' is a 2D image (shape (16, 16))")
+    viewer.add_image(np.zeros((8, 8, 8), np.float32), name="blank")
+    refused("'blank' holds no signal")
+    holes = scan.data[0].copy()
+    holes[3, 4, 5], holes[0, 0, 0] = np.nan, np.inf
+    viewer.add_image(holes, name="holes")
+    assert w.image.value.name == "holes"
+    refused("'holes' has 2 NaN or infinite voxel(s)")
+    viewer.add_image(np.array(scan.data[0]), name="ok")
+    w.method.value = "wiener"
+    w.params["balance"].value = "strong"
+    refused("parameter 'balance' expects a number, got 'strong'")
+    w.params["balance"].value = "1e-3"
+    w.start()
+    assert w.state == "done" and "ok (wiener)" in viewer.layers  # usable again
+    # the registered learned methods: their fields, and an error of the method itself
+    from magicgui.widgets import CheckBox, FileEdit, LineEdit, SpinBox
+
+    from napari_mpi.enhance.learned import LEARNED_METHODS
+
+    for name in LEARNED_METHODS:
+        w.method.value = name
+        assert [type(p) for p in w.params] == [FileEdit, LineEdit, SpinBox, CheckBox], name
+    w.params["model"].value = "/no/such/model"
+    refused("model folder /no/such/model does not exist")
+
+
+def _toy_learned(image, model, device, overlap, allow_mismatch):
+    yield Progress(0, 2, "toy: loading model")
+    if not allow_mismatch:
+        raise ValueError(
+            f"toy-learned: model '{model}' was trained for 1 mm voxels and the papers' "
+            "degradation; this image differs (voxel size 2 mm, z_step: 0.002 != 0.003); "
+            "set allow_mismatch to proceed anyway"
+        )
+    yield Progress(1, 2, "toy: tiles")
+    return image.data * 2.0
+
+
+TOY = registry.Method(
+    name="toy-learned", task="enhance", title="Toy learned method", kind="learned",
+    description="doubles the image (a stand-in with the learned methods' parameters)",
+    solve=_toy_learned, order=900,
+    params=(
+        registry.Param("model", str, "default", "model folder or 'default'"),
+        registry.Param("device", str, "auto", "auto, cpu or cuda"),
+        registry.Param("overlap", int, 4, "tile overlap (voxels)", 0, 64),
+        registry.Param("allow_mismatch", bool, False,
+                       "proceed when the image's voxel size or degradation differs"),
+    ),
+)  # fmt: skip
+
+
+def test_learned_parameters_and_a_method_error(viewer, monkeypatch, qtbot, notifications, capfd,
+                                               tmp_path):  # fmt: skip
+    """A registered method with the learned methods' parameters gets its fields (a folder
+    button for ``model``); its error inside the worker is one message, no traceback."""
+    from magicgui.widgets import CheckBox, FileEdit, LineEdit, SpinBox
+
+    registry.methods()
+    monkeypatch.setitem(registry._REGISTRY, TOY.name, TOY)
+    w = EnhancementWidget(viewer)
+    assert "toy-learned" in list(w.method.choices)
+    w.method.value = "toy-learned"
+    kinds = {p.name: type(p) for p in w.params}
+    assert kinds == {"model": FileEdit, "device": LineEdit, "overlap": SpinBox,
+                     "allow_mismatch": CheckBox}  # fmt: skip
+    assert w.params["model"].mode.value == "d" and str(w.params["model"].value) == "default"
+    assert "doubles the image" in w.about.value
+    assert w.param_values() == {"model": "default", "device": "auto", "overlap": 4,
+                                "allow_mismatch": False}  # fmt: skip
+    capfd.readouterr()
+    count = len(viewer.layers)
+    w.start()
+    assert w.worker is not None
+    qtbot.waitUntil(lambda: w.state != "running" and w.worker is None, timeout=20000)
+    qtbot.wait(200)
+    assert w.state == "failed" and "set allow_mismatch to proceed" in w.status.value
+    assert w.status.value.endswith("(here: tick 'allow mismatch')")
+    assert len([m for m in notifications if "allow_mismatch" in m]) == 1, notifications
+    assert "Traceback" not in capfd.readouterr().err
+    assert len(viewer.layers) == count and w.run_button.enabled
+
+    w.params["allow_mismatch"].value = True
+    w.params["model"].value = tmp_path
+    assert w.param_values()["model"] == str(tmp_path)
+    w.start()
+    qtbot.waitUntil(lambda: w.state != "running" and w.worker is None, timeout=20000)
+    qtbot.waitUntil(lambda: "scan (toy-learned)" in viewer.layers, timeout=5000)
+    out = viewer.layers["scan (toy-learned)"]
+    np.testing.assert_allclose(out.data, 2 * viewer.layers["scan"].data, rtol=1e-6)
+    assert out.metadata["params"]["model"] == str(tmp_path)
+
+
+def test_docked_from_the_plugin_menu_keeps_the_window_width(make_napari_viewer, volumes, sync,
+                                                            qtbot):  # fmt: skip
+    from napari.layers import Layer
+
+    viewer = make_napari_viewer(show=True)
+    for data in (image_layer(volumes[0], "phantom", kind="phantom"),
+                 image_layer(volumes[1], "scan", kind="xspace")):  # fmt: skip
+        viewer.add_layer(Layer.create(*data))
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-mpi", "Enhancement")
+    assert isinstance(w, EnhancementWidget)
+    window = viewer.window._qt_window
+    window.resize(1200, 800)
+    qtbot.wait(50)
+    width, dock_width = window.width(), w.native.width()
+    w.method.value = "wiener"
+    w.start()
+    assert w.state == "done", w.status.value
+    w.params["balance"].value = "x" * 300
+    w.start()
+    assert w.state == "failed" and "x" * 300 in w.status.value
+    qtbot.wait(100)
+    assert window.width() == width and w.native.width() <= dock_width + 1
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    assert shot.shape[1] <= width + 2  # the window as the user sees it, no wider
