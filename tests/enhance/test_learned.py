@@ -98,7 +98,7 @@ def test_enhance_keeps_the_grid_and_tiles_a_volume_larger_than_the_training_size
     assert out.metadata["model_card"]["data"]["degradation"]["z_step"] == pytest.approx(3e-3)
     # targets were trained / the card's target_gain (about the phantom-to-scan peak ratio):
     # the output is multiplied back, so it is on the phantom's scale, not the blurred scan's
-    gain = out.metadata["model_card"]["data"]["target_gain"]
+    gain = out.metadata["model_card"]["target_gain"]
     assert gain > 5 and out.data.max() > 0.2 * gain * image.data.max()
 
 

@@ -253,8 +253,12 @@ def iter_enhance_learned(
     meta = {
         **dict(image.metadata or {}),
         "model": str(folder),
-        "model_card": {k: card.get(k) for k in ("method", "command", "seed")}
-        | {"data": _card_data(card)},
+        "model_card": {
+            **{k: card.get(k) for k in ("method", "command", "seed")},
+            "data": _card_data(card),
+            "network_scale": scaling,
+            "target_gain": gain,
+        },
         "warnings": warnings,
     }
     return MPIImage(out, image.fov, image.center, metadata=meta)
