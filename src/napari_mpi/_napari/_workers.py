@@ -22,8 +22,13 @@ from ._messages import report_error, status_label
 
 #: Least time (s) between two forwarded progress steps without ``info``.
 FORWARD_INTERVAL = 0.05
-#: Least time (s) between two updates of a widget's progress bar and status line.
+#: Least time (s) between two updates of a widget's progress bar.
 UI_INTERVAL = 0.1
+#: Least time (s) between two updates of the status text while work runs (the last step is
+#: always shown). In napari's window under Xvfb each change of a status line cost the 2-core
+#: machine ~70 ms of the main thread: 100 Richardson-Lucy iterations of the example-3d scan
+#: took 7.2 s with the text set every 0.1 s and 2.5 s with the bar alone.
+STATUS_INTERVAL = 1.0
 
 
 def sync_mode() -> bool:
@@ -141,6 +146,7 @@ class WorkerWidgetMixin:
         self.state = "idle"
         self.result = None  # the last result (also in the napari console)
         self._last_ui = -float("inf")
+        self._last_status = -float("inf")
         self._pending: Progress | None = None
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -153,7 +159,7 @@ class WorkerWidgetMixin:
         self.state = "running"
         self.progress.value = 0
         self.status.value = "running"
-        self._last_ui, self._pending = -float("inf"), None
+        self._last_ui, self._last_status, self._pending = -float("inf"), -float("inf"), None
         self.run_button.enabled, self.cancel_button.enabled = False, True
 
         def done(result: Any) -> None:
@@ -188,12 +194,16 @@ class WorkerWidgetMixin:
             self._show_progress(step)
 
     def _show_progress(self, step: Progress) -> None:
+        """The bar at every UI update, the status text at most every STATUS_INTERVAL."""
         if self.state != "running":
             return
         value = int(100 * step.fraction)
         if value != self.progress.value:
             set_progress_later(self.progress, value)
-        self.status.value = f"{step.message} ({step.done}/{step.total})"
+        now = time.monotonic()
+        if now - self._last_status >= STATUS_INTERVAL or step.done >= step.total:
+            self._last_status = now
+            self.status.value = f"{step.message} ({step.done}/{step.total})"
 
     @property
     def busy(self) -> bool:

@@ -30,11 +30,6 @@ from .writer import refusal
 if TYPE_CHECKING:
     import napari
 
-#: Least time (s) between two updates of the status text while a method runs (the progress
-#: bar follows every ``_workers.UI_INTERVAL``). In napari's window under Xvfb each change of
-#: the status line cost the 2-core machine ~70 ms: 100 Richardson-Lucy iterations of the
-#: example-3d scan took 7.2 s with the text set every 0.1 s, 2.5 s with the bar alone.
-STATUS_INTERVAL = 1.0
 #: ``metadata["kind"]`` of the layers this widget adds.
 KIND = "enhancement"
 #: Layer kinds not chosen as the input on their own when they appear (a phantom is the
@@ -292,7 +287,6 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         except ValueError as exc:
             self.fail(exc)
             return
-        self._last_status = -float("inf")
         self.launch(lambda: enhancement_work(req, method, params), self._add_result)
 
     def fail(self, exc: Exception) -> None:
@@ -302,18 +296,6 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         if isinstance(exc, ValueError) and "allow_mismatch" in text and "allow_mismatch" in names:
             exc = ValueError(f"{text} (here: tick 'allow mismatch')")
         super().fail(exc)
-
-    def _show_progress(self, step: Progress) -> None:
-        """The bar at every UI update, the status text at most every STATUS_INTERVAL."""
-        if self.state != "running":
-            return
-        value = int(100 * step.fraction)
-        if value != self.progress.value:
-            _workers.set_progress_later(self.progress, value)
-        now = time.monotonic()
-        if now - self._last_status >= STATUS_INTERVAL or step.done >= step.total:
-            self._last_status = now
-            self.status.value = f"{step.message} ({step.done}/{step.total})"
 
     def _add_result(self, result) -> None:
         image, layer_data, seconds = result

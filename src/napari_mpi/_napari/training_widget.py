@@ -167,6 +167,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                      *self._run_controls("Train"), self.phase])  # fmt: skip
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key = ""
+        self._last_phase, self._last_phase_text = None, -float("inf")
         self.card: dict | None = None
         # the plot's canvas exists from the start: docked later, it would re-lay out the
         # window (and repaint napari's canvas) in the middle of a training
@@ -359,10 +360,15 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         super()._on_progress(step)
         info = step.info
         phase = info.get("phase", "")
-        if phase == "training" or (phase == "validating" and "epoch" in info):
-            self.phase.value = f"{phase} (epoch {info.get('epoch')}, step {info.get('step')})"
-        else:
-            self.phase.value = f"{phase} ({step.message})" if phase else step.message
+        now = time.monotonic()
+        if phase != self._last_phase or now - self._last_phase_text >= _workers.STATUS_INTERVAL:
+            # each label change costs the main thread tens of ms: at most once a second
+            self._last_phase, self._last_phase_text = phase, now
+            if phase == "training" or (phase == "validating" and "epoch" in info):
+                epoch, at = info.get("epoch"), info.get("step")
+                self.phase.value = f"{phase} (epoch {epoch}, step {at})"
+            else:
+                self.phase.value = f"{phase} ({step.message})" if phase else step.message
         if "loss" in info and phase != "validating":
             self.history["step"].append(info.get("step", step.done))
             self.history["loss"].append(info["loss"])
@@ -388,6 +394,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             return
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key, self.card, self._written = "", None, None
+        self._last_phase, self._last_phase_text = None, -float("inf")
         self._lines = None  # a new run draws new axes
         self.launch(work, self._done)
 
