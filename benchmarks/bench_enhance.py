@@ -126,7 +126,8 @@ def budget(method: str, model: str) -> dict:
            "lr": float(t["lr"]), "best_step": int(t["steps"]),
            "train_seconds": float(card["metrics"]["train_seconds"]),
            "val_psnr": float(card["metrics"]["val_psnr"]), "command": card["command"]}  # fmt: skip
-    if method == "csdnet":
+    if card["method"] == "csdnet":
+        out["temperature"] = float(t["temperature"])
         out["teacher_steps"] = int(t["steps_per_epoch"]) * int(t["teacher_epochs"])
         out["teacher_batch_slices"] = int(t["teacher_batch"])
     return out
@@ -231,6 +232,13 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1, help="processes per row")
     p.add_argument("--models", default=None, help="folder with one model folder per learned "
                    "method (default: the shipped models)")  # fmt: skip
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="LABEL=METHOD:DIR",
+        help="another model of a learned method as a row of its own (repeatable)",
+    )
     p.add_argument("--methods", default=",".join(LEARNED),
                    help="learned methods to include (comma-separated; empty: none)")  # fmt: skip
     p.add_argument("--json", help="write the results here")
@@ -250,10 +258,18 @@ def main() -> int:
     counts = {"all": len(test), "rl": min(args.rl_test_count or len(test), len(test))}
     learned = [m for m in args.methods.split(",") if m]
     budgets = {m: budget(m, model_of(m, args.models)) for m in learned}
+    extra = {}
+    for item in args.extra:
+        label, _, spec = item.partition("=")
+        method, _, folder = spec.partition(":")
+        extra[label] = (method, folder)
+        budgets[label] = budget(method, folder)
     c = test.grid.shape[0] // 2
     objects = resolution_objects(degradation)
     rows, per_volume = {}, {}
-    for label, (fn, which) in methods(params, kernel, learned, args.models).items():
+    rows_to_run = methods(params, kernel, learned, args.models)
+    rows_to_run.update({label: (Learned(m, d), "all") for label, (m, d) in extra.items()})
+    for label, (fn, which) in rows_to_run.items():
         n = counts[which]
         done = run_row(fn, test.inputs[:n], args.jobs)
         seconds = sum(s for _, s in done)
