@@ -133,8 +133,14 @@ def budget(method: str, model: str) -> dict:
     return out
 
 
-def methods(params: dict, kernel: np.ndarray, learned=(), models: str | None = None) -> dict:
-    """label -> (function of a degraded volume, key of the row's test count)."""
+def methods(params: dict | None, kernel: np.ndarray, learned=(), models: str | None = None) -> dict:
+    """label -> (function of a degraded volume, key of the row's test count); no
+    deconvolution rows when ``params`` is None."""
+    rows = {"degraded input": (lambda x: x, "all")}
+    for name in learned:
+        rows[name] = (Learned(name, model_of(name, models)), "all")
+    if params is None:
+        return rows
     rl, wi = params["rl"], params["wiener"]
     rows = {
         "degraded input": (lambda x: x, "all"),
@@ -248,11 +254,14 @@ def main() -> int:
     t0 = time.perf_counter()
     val = make_pairs(args.volumes, "val", degradation, args.seed, args.val_count)
     kernel = degradation.psf(val.grid)
-    params, grid_scores = tune(val, kernel, args.rl_val_count)
+    params, grid_scores = None, {}
+    if not args.skip_deconvolution:
+        params, grid_scores = tune(val, kernel, args.rl_val_count)
     tuning_s = time.perf_counter() - t0
-    print(f"tuned in {tuning_s:.0f} s: {params}")
-    print(f"  RL mean val PSNR per iteration count: {grid_scores['rl']}")
-    print(f"  Wiener mean val PSNR: {grid_scores['wiener']}", flush=True)
+    if params is not None:
+        print(f"tuned in {tuning_s:.0f} s: {params}")
+        print(f"  RL mean val PSNR per iteration count: {grid_scores['rl']}")
+        print(f"  Wiener mean val PSNR: {grid_scores['wiener']}", flush=True)
 
     test = make_pairs(args.volumes, "test", degradation, args.seed, args.test_count)
     counts = {"all": len(test), "rl": min(args.rl_test_count or len(test), len(test))}
