@@ -239,6 +239,11 @@ def main() -> int:
     p.add_argument("--models", default=None, help="folder with one model folder per learned "
                    "method (default: the shipped models)")  # fmt: skip
     p.add_argument(
+        "--skip-deconvolution",
+        action="store_true",
+        help="no Richardson-Lucy / Wiener rows (and no tuning): the input and the learned rows",
+    )
+    p.add_argument(
         "--extra",
         action="append",
         default=[],
