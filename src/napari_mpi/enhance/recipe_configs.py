@@ -192,8 +192,10 @@ class CSDNetConfig(UNet3DConfig):
     teacher_batch: int = field(default=64, metadata=_meta("x-z slices per teacher step", min=1))
     alpha: float = field(default=0.1, metadata=_meta("weight of the InfoNCE loss (paper: 0.1)"))
     temperature: float = field(
-        default=0.1, metadata=_meta("InfoNCE temperature (paper: not given)", min=1e-4)
-    )
+        default=1.0,
+        metadata=_meta("InfoNCE temperature (paper: not given; 1.0 chosen on validation "
+                       "over 0.1)", min=1e-4),
+    )  # fmt: skip
     slice_axis: int = field(
         default=3, metadata=_meta("volume axis fixed per slice: 3 = y (x-z slices)",
                                   choices=(2, 3, 4))
