@@ -50,3 +50,17 @@ def run(
             return stop.value
         if callback is not None:
             callback(step)
+
+
+def remap(
+    work: Generator[Progress, None, T], fn: Callable[[Progress], Progress]
+) -> Generator[Progress, None, T]:
+    """``work`` with each step replaced by ``fn(step)`` (e.g. another message, a phase or a
+    count within a larger total); returns ``work``'s result. Use as
+    ``result = yield from remap(work, fn)``."""
+    while True:
+        try:
+            step = next(work)
+        except StopIteration as stop:
+            return stop.value
+        yield fn(step)

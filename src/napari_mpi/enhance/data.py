@@ -238,14 +238,26 @@ def make_pairs(
     """All pairs of :func:`iter_pairs` in one :class:`PairSet` (same parameters)."""
     degradation = degradation or Degradation()
     items = list(iter_pairs(source, split, degradation, seed, count, start, size, voxel_size))
-    grid = pair_grid(size, voxel_size)
     if not items:
         raise ValueError(f"no pairs: count must be >= 1, got {count}")
+    return pair_set(items, source, split, degradation, seed, size, voxel_size)
+
+
+def pair_set(
+    items: list[tuple[int, np.ndarray, np.ndarray]],
+    source: str | Path | None,
+    split: str,
+    degradation: Degradation,
+    seed: int,
+    size: int = PAIR_SIZE,
+    voxel_size: float = PAIR_VOXEL,
+) -> PairSet:
+    """The :class:`PairSet` of ``(index, degraded, phantom)`` items from :func:`iter_pairs`."""
     label = "procedural" if source is None else str(source)
     return PairSet(
         inputs=np.stack([d for _, d, _ in items]),
         targets=np.stack([p for _, _, p in items]),
-        grid=grid,
+        grid=pair_grid(size, voxel_size),
         split=split,
         indices=np.array([i for i, _, _ in items]),
         degradation=degradation,

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..image import MPIImage
-from ..progress import Progress
+from ..progress import Progress, remap
 from ..recon.learned import DEVICE_PARAM
 from ..recon.registry import Method, Param, register
 from .deconvolution import check_volume
@@ -240,16 +240,14 @@ def iter_enhance_learned(
         )
     )
     out = np.empty(image.data.shape, dtype=np.float32)
+    total = frames * per_frame
+
+    def step(p: Progress, first: int) -> Progress:
+        return Progress(first + p.done, total, f"{method}: tile {first + p.done}/{total}")
+
     for f in range(frames):
         tiles = iter_tiled(image.data[f], enhance_tile, tile, overlaps, halo)
-        while True:
-            try:
-                p = next(tiles)
-            except StopIteration as stop:
-                out[f] = stop.value
-                break
-            done, total = f * per_frame + p.done, frames * per_frame
-            yield Progress(done, total, f"{method}: tile {done}/{total}")
+        out[f] = yield from remap(tiles, lambda p, first=f * per_frame: step(p, first))
     meta = {
         **dict(image.metadata or {}),
         "model": str(folder),

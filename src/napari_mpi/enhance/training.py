@@ -13,17 +13,14 @@ from __future__ import annotations
 from collections.abc import Generator
 from pathlib import Path
 
-import numpy as np
-
-from ..progress import Progress
+from ..progress import Progress, remap
 from .data import (
     PROCEDURAL_COUNTS,
     PairSet,
     check_training_split,
     iter_pairs,
     load_split,
-    normalisation_card,
-    pair_grid,
+    pair_set,
 )
 from .degradation import Degradation
 from .recipe_configs import CONFIGS, VolumeConfig
@@ -48,27 +45,12 @@ def iter_make_pairs(
             f"{split}: asked for {total} pairs, the {split} split of "
             f"{source or 'procedural phantoms'} has {available}"
         )
-    inputs, targets, indices = [], [], []
-    for k, (i, degraded, phantom) in enumerate(
-        iter_pairs(source, split, degradation, seed, total), start=1
-    ):
-        inputs.append(degraded)
-        targets.append(phantom)
-        indices.append(i)
+    items = []
+    for k, item in enumerate(iter_pairs(source, split, degradation, seed, total), start=1):
+        items.append(item)
         if k == 1 or k % 16 == 0 or k == total:
             yield Progress(k, total, f"making {split} pairs: {k}/{total}", {"split": split})
-    label = "procedural" if source is None else str(source)
-    return PairSet(
-        inputs=np.stack(inputs),
-        targets=np.stack(targets),
-        grid=pair_grid(),
-        split=split,
-        indices=np.asarray(indices),
-        degradation=degradation,
-        seed=int(seed),
-        source=label,
-        normalisation=normalisation_card(label),
-    )
+    return pair_set(items, source, split, degradation, seed)
 
 
 def iter_train_enhancer(
@@ -109,14 +91,11 @@ def iter_train_enhancer(
     degradation = Degradation.parse(config.degradation)
     sets = {}
     for split, count in (("train", config.train_volumes), ("val", config.val_volumes)):
-        gen = iter_make_pairs(volumes, split, degradation, config.seed, int(count) or None)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                sets[split] = stop.value
-                break
-            yield Progress(p.done, p.total, p.message, {**p.info, "phase": "making samples"})
+        work = iter_make_pairs(volumes, split, degradation, config.seed, int(count) or None)
+        sets[split] = yield from remap(
+            work, lambda p: Progress(p.done, p.total, p.message,
+                                     {**p.info, "phase": "making samples"})
+        )  # fmt: skip
     recipe = make_recipe(method, config, train=sets["train"], val=sets["val"])
     return (yield from iter_train(recipe, output))
 
