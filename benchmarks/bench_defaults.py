@@ -48,7 +48,7 @@ SELECTIONS = (None, "auto", {"snr_threshold": 10.0})
 TUNING: dict[str, dict[str, tuple]] = {
     "kaczmarz": {
         "lam": (1e-4, 1e-3, 1e-2, 1e-1),
-        "sweeps": (3, 10, 20, 50),
+        "sweeps": (3, 10, 50, 200),
         "row_weighting": (True, False),
     },
     "admm": {"lam": (1e-5, 1e-4), "rho": (0.05, 0.15), "iterations": (50, 200)},

@@ -246,3 +246,59 @@ def test_an_enhancement_network_trains_from_a_volume_file(widget, tmp_path, monk
     widget.start()
     assert "widths: expected whole numbers" in widget.status.value
     assert not (tmp_path / "other").exists()
+
+
+def test_calibration_file_is_read_in_the_worker(make_napari_viewer, small_sm, tmp_path,
+                                                monkeypatch):  # fmt: skip
+    """Choosing a calibration file: pressing Train only checks that it exists; the file is read
+    when the work runs (in the worker), never while napari's main thread handles the click."""
+    import napari_mpi._napari.training_widget as tw
+    from napari_mpi.io import write_calibration
+
+    path = tmp_path / "cal.mdf"
+    write_calibration(path, small_sm)
+    reads = []
+    real = tw.read_mdf
+
+    def spy(p, *args, **kwargs):
+        reads.append(str(p))
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(tw, "read_mdf", spy)
+    w = TrainingWidget(make_napari_viewer())
+    w.method.value = "cascaded"
+    w.calibration.value = tw._FILE
+    w.calibration_file.value = path
+    w.num_train.value, w.num_val.value, w.batch.value, w.epochs.value = 16, 8, 16, 1
+    w.output.value = tmp_path / "model"
+    work = w.work()
+    assert reads == []  # nothing read on the main thread
+    gen = work()
+    first = next(gen)
+    assert first.info["phase"] == "reading calibration"
+    for _ in gen:
+        pass
+    assert reads == [str(path)]
+    assert (tmp_path / "model" / "card.json").is_file()
+    w.calibration_file.value = tmp_path / "missing.mdf"
+    w.output.value = tmp_path / "model2"
+    with pytest.raises(ValueError, match=r"missing\.mdf does not exist"):
+        w.work()
+
+
+def test_live_plot_renders_off_the_main_thread(make_napari_viewer, monkeypatch, qtbot):
+    """Outside synchronous mode the loss plot is rendered in its own thread and shown as a
+    picture; the main thread only swaps the pixmap."""
+    import threading
+
+    monkeypatch.delenv("NAPARI_MPI_SYNC", raising=False)
+    w = TrainingWidget(make_napari_viewer(show=True))
+    threads = []
+    w._canvas.submit(lambda fig: threads.append(threading.current_thread()))
+    w.history = {"step": [1, 2, 3], "loss": [1.0, 0.6, 0.4], "val_step": [3], "val": [21.0]}
+    w._draw()
+    qtbot.waitUntil(lambda: w._canvas.renders >= 1 and not w._canvas.native.pixmap().isNull(),
+                    timeout=20000)  # fmt: skip
+    assert threads and threads[0] is not threading.main_thread()
+    qtbot.waitUntil(lambda: w._lines is not None, timeout=20000)
+    assert list(w._lines[0].get_ydata()) == [1.0, 0.6, 0.4]

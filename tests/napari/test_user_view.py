@@ -283,3 +283,29 @@ def test_spectra_dock_plots_the_newest_measurement(make_napari_viewer):
     ax = widget._canvas.figure.axes[0]
     assert ax.get_xlabel() == "frequency (kHz)" and len(ax.get_lines()) == 2
     assert ax.get_facecolor() != (1.0, 1.0, 1.0, 1.0)  # napari's (dark) theme, not white
+
+
+def test_plots_follow_a_theme_switch(make_napari_viewer, sync):
+    """The spectra plot and the Training widget's live plot take the new theme's colours when
+    the user switches napari's theme after they were drawn."""
+    from matplotlib.colors import to_hex
+
+    from napari_mpi._napari._plot import theme_colors
+    from napari_mpi._napari.spectra_widget import SpectraWidget
+    from napari_mpi._napari.training_widget import TrainingWidget
+
+    viewer = make_napari_viewer()
+    spectra = SpectraWidget(viewer)
+    viewer.open_sample("napari-mpi", "example-2d")
+    spectra.plot()
+    training = TrainingWidget(viewer)
+    training.history = {"step": [1, 2], "loss": [1.0, 0.5], "val_step": [2], "val": [20.0]}
+    training._draw()
+    for theme in ("light", "dark"):
+        viewer.theme = theme
+        colors = theme_colors(viewer)
+        for fig in (spectra._canvas.figure, training._canvas.figure):
+            assert to_hex(fig.get_facecolor()) == colors["background"], theme
+            ax = fig.axes[0]
+            assert to_hex(ax.get_facecolor()) == colors["face"], theme
+            assert to_hex(ax.xaxis.label.get_color()) == colors["text"], theme

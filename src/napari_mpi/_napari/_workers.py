@@ -31,6 +31,26 @@ UI_INTERVAL = 0.1
 STATUS_INTERVAL = 1.0
 
 
+#: Niceness added to the plugin's worker and plot threads (Linux), so that on a busy machine
+#: the scheduler runs napari's main thread first when both are ready.
+BACKGROUND_NICENESS = 5
+
+
+def lower_thread_priority(increment: int = BACKGROUND_NICENESS) -> None:
+    """Make the calling thread yield the CPU to napari's main thread (Linux threads have their
+    own niceness; elsewhere nothing happens). Never raises."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + increment))
+    except (OSError, AttributeError):  # not permitted or not supported: keep the priority
+        return
+
+
 def sync_mode() -> bool:
     """True when NAPARI_MPI_SYNC asks for synchronous work."""
     return os.environ.get("NAPARI_MPI_SYNC", "").lower() in ("1", "true", "yes")
@@ -89,6 +109,7 @@ def start(
     from napari.qt.threading import create_worker
 
     def generator():  # a generator function, so napari makes a GeneratorWorker (quit, yielded)
+        lower_thread_priority()  # the event loop first when the CPU is short
         return (yield from throttled(work()))
 
     # errored is given at creation: otherwise the error is also re-raised on the main thread

@@ -59,15 +59,6 @@ def _param_field(p, help_text: str):
     return _param_widget(p, help_text)
 
 
-def _import_torch() -> None:
-    """Import torch on the main thread when a learned method is chosen: imported by the
-    worker, its start-up holds the GIL for seconds and napari stops responding meanwhile."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:  # the method says so when it runs
-        return
-
-
 def _layer_kind(layer) -> str:
     """'Labels', 'Shapes', ... : the napari layer class name."""
     return type(layer).__name__
@@ -242,7 +233,7 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         self.params.clear()
         method = get_method(name, task="enhance")
         if method.kind == "learned":
-            _import_torch()
+            view.warm_torch()
         self.about.value = method.description
         self.method.tooltip = f"{method.title}: {method.description}"
         for p in method.params:

@@ -14,7 +14,7 @@ from ..image import MPIImage
 from ..profiles import clip_segment, find_peaks, peak_to_valley
 from . import view
 from ._messages import status_label
-from ._plot import dock_canvas, style_axes, style_legend
+from ._plot import ThemedPlotMixin, dock_canvas, style_axes, style_legend
 from .writer import image_from_layer_data, refusal
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _widths_text(widths: list[float]) -> str:
     return text + (" mm" if any(np.isfinite(w) for w in widths) else " (not resolved)")
 
 
-class MetricsWidget(Container):
+class MetricsWidget(ThemedPlotMixin, Container):
     """Compare image layers with a reference layer; plot line profiles with their FWHMs."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -100,6 +100,7 @@ class MetricsWidget(Container):
         self.skipped: dict[str, str] = {}
         self.profiles: dict[str, dict] = {}
         view.install(viewer)
+        self._follow_theme()
 
     def _images(self, _widget=None) -> list:
         from napari.layers import Image

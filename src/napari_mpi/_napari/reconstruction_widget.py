@@ -123,6 +123,8 @@ class ReconstructionWidget(_workers.WorkerWidgetMixin, Container):
     def _show_params(self, name: str) -> None:
         self.params.clear()
         method = get_method(name)
+        if method.kind == "learned":
+            view.warm_torch()  # imported by the worker, torch would freeze napari meanwhile
         for p in method.params:
             self.params.append(_param_widget(p, method.param_help(p)))
 

@@ -10,13 +10,13 @@ from magicgui.widgets import ComboBox, Container, SpinBox
 
 from . import view
 from ._messages import status_label
-from ._plot import dock_canvas, style_axes, style_legend
+from ._plot import ThemedPlotMixin, dock_canvas, style_axes, style_legend
 
 if TYPE_CHECKING:
     import napari
 
 
-class SpectraWidget(Container):
+class SpectraWidget(ThemedPlotMixin, Container):
     """Plot |spectrum| (log scale) against frequency (kHz) of a measurement layer's frame."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -32,6 +32,7 @@ class SpectraWidget(Container):
         viewer.layers.events.inserted.connect(self._follow_layers)
         viewer.layers.events.removed.connect(lambda _: self.measurement.reset_choices())
         view.install(viewer)
+        self._follow_theme()
         self.plot()
 
     def _measurements(self, _widget=None) -> list:

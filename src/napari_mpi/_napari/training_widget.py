@@ -14,16 +14,17 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     SpinBox,
 )
 
 from ..io import read_mdf
 from ..nn.checkpoint import CARD, WEIGHTS, read_card
+from ..progress import Progress
 from ..recon.training_config import check_snr_range
-from . import _workers
-from ._plot import dock_canvas, style_axes
+from . import _workers, view
+from ._messages import status_label
+from ._plot import BackgroundCanvas, ThemedPlotMixin, style_axes, theme_colors
 
 if TYPE_CHECKING:
     import napari
@@ -81,7 +82,7 @@ def _option_widgets(option) -> list:
     return []  # dict-valued options have their own controls (e.g. DERnet's dropout)
 
 
-class TrainingWidget(_workers.WorkerWidgetMixin, Container):
+class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
     """Train any registered trainable method; plot losses live.
 
     The methods and their fields come from the trainable registry
@@ -160,7 +161,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         )
         self.output = FileEdit(label="model folder", mode="d")
         self.overwrite = CheckBox(label="replace a model in that folder", value=False)
-        self.phase = Label(label="phase", value="")
+        self.phase = status_label("", label="phase")  # wraps: never widens the dock
         self.extend([self.method, self.calibration, self.calibration_file,
                      *self.data_files.values(),
                      *generated, self.dropout, self.output, self.overwrite,
@@ -171,8 +172,11 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.card: dict | None = None
         # the plot's canvas exists from the start: docked later, it would re-lay out the
         # window (and repaint napari's canvas) in the middle of a training
-        self._canvas = dock_canvas(self, None)
+        self._canvas = BackgroundCanvas(self)
+        self._lines = None  # (loss line, validation line, run id), made by the render thread
+        self._run_id = 0
         self._last_draw = 0.0
+        self._drawn = (0, 0)  # (loss points, validation points) shown; nothing to draw yet
         self._written: dict | None = None
         self._previous = self.method.value
         self.method.changed.connect(self._method_changed)
@@ -182,6 +186,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(lambda _: self.reset_choices())
         self._init_run_state()
+        view.warm_torch()  # every trainable method is a network
+        self._follow_theme()
         self._method_changed()
 
     def _expose(self, name: str, widget) -> None:
@@ -269,14 +275,15 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
                                       "dropout1": self.dropout.value}  # fmt: skip
         return values
 
-    def _system_matrix(self):
+    def _calibration_source(self):
+        """The chosen layer's system matrix, or the chosen file's path (checked to exist; it is
+        read in the worker, never on napari's main thread)."""
         cal = self.calibration.value
         if cal == _FILE:
             path = Path(self.calibration_file.value)
             if not path.is_file():
                 raise ValueError(f"calibration file: {path} does not exist")
-            with read_mdf(path) as f:
-                return f.system_matrix()
+            return path
         return cal.metadata["system_matrix"]
 
     def _data_file(self, inp) -> str | None:
@@ -343,9 +350,18 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         values["command"] = f"napari-mpi Training widget: {method} -> {out}"
         config = config_from(entry, values)
         inputs = {i.name: self._data_file(i) for i in entry.inputs if i.kind == "npz"}
-        if self._needs_calibration():
-            inputs["calibration"] = self._system_matrix()
-        return lambda: entry.train(config, out, **inputs)
+        source = self._calibration_source() if self._needs_calibration() else None
+
+        def run():
+            if isinstance(source, Path):  # read in the worker: a large file never freezes napari
+                yield Progress(0, 1, f"reading {source.name}", {"phase": "reading calibration"})
+                with read_mdf(source) as f:
+                    inputs["calibration"] = f.system_matrix()
+            elif source is not None:
+                inputs["calibration"] = source
+            return (yield from entry.train(config, out, **inputs))
+
+        return run
 
     # -- running -------------------------------------------------------------------------------
     def _done(self, card: dict) -> None:
@@ -380,7 +396,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             if info.get("best"):
                 self._written = {"epoch": info.get("epoch"), key: info[key]}
             self._draw()
-        elif time.monotonic() - self._last_draw > REDRAW_INTERVAL:
+        elif time.monotonic() - self._last_draw > REDRAW_INTERVAL and self._history_changed():
             self._draw()
 
     def start(self) -> None:
@@ -395,7 +411,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
         self.val_key, self.card, self._written = "", None, None
         self._last_phase, self._last_phase_text = None, -float("inf")
-        self._lines = None  # a new run draws new axes
+        self._run_id += 1  # a new run draws new axes
+        self._drawn = (0, 0)
         self.launch(work, self._done)
 
     def _on_finished(self) -> None:
@@ -416,27 +433,43 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             "'resume the run in the model folder')"
         )
 
+    def _history_changed(self) -> bool:
+        """True when the history has points the plot does not show yet (no redraw, which costs
+        the main thread a matplotlib render, while samples are made or nothing is new)."""
+        return self._drawn != (len(self.history["loss"]), len(self.history["val"]))
+
     def _draw(self) -> None:
-        """Show the history: the axes and lines are made once per run and their data updated
-        afterwards (rebuilding the figure at every redraw cost 0.7-1.7 s of the main thread on
-        the 2-core test machine; updating the lines costs a few ms plus one render)."""
+        """Show the history. The figure is drawn off the main thread (:class:`BackgroundCanvas`):
+        this queues a job with a copy of the history; the axes and lines are made once per run
+        and their data updated afterwards (rebuilding the figure at every redraw cost 0.7-1.7 s
+        on the 2-core test machine)."""
         self._last_draw = time.monotonic()
-        self._canvas = dock_canvas(self, self._canvas)
-        fig = self._canvas.figure
-        h = self.history
-        if getattr(self, "_lines", None) is None or self._lines[0].figure is not fig:
+        self._drawn = (len(self.history["loss"]), len(self.history["val"]))
+        h = {key: list(values) for key, values in self.history.items()}
+        gain = self.val_key == "val_gain_db"
+        label = "validation gain (dB)" if gain else "validation PSNR (dB)"
+        colors, run = theme_colors(self.viewer), self._run_id
+        self._canvas.submit(lambda fig: self._plot_history(fig, h, label, colors, run))
+
+    def _plot_history(self, fig, h: dict, label: str, colors: dict, run: int) -> None:
+        """Draw ``h`` into ``fig`` (runs in the canvas's render thread)."""
+        if self._lines is None or self._lines[2] != run:
             fig.clear()
+            # fixed margins: matplotlib's tight layout re-measures every tick label at each
+            # render
+            fig.set_layout_engine("none")
+            fig.subplots_adjust(left=0.2, right=0.8, bottom=0.2, top=0.95)
             ax = fig.add_subplot(111)
-            style_axes(fig, [ax], self.viewer)
+            style_axes(fig, [ax], colors)
             ax.set_xlabel("step")
             ax.set_ylabel("training loss")
             ax2 = ax.twinx()
-            style_axes(fig, [ax2], self.viewer)
+            style_axes(fig, [ax2], colors)
             ax2.grid(False)
             (loss,) = ax.plot([], [], lw=0.8, color="tab:blue", label="training loss")
             (val,) = ax2.plot([], [], "o-", color="tab:orange", ms=3)
-            self._lines = (loss, val)
-        loss, val = self._lines
+            self._lines = (loss, val, run)
+        loss, val, _ = self._lines
         ax, ax2 = loss.axes, val.axes
         loss.set_data(h["step"], h["loss"])
         if h["loss"]:
@@ -444,11 +477,9 @@ class TrainingWidget(_workers.WorkerWidgetMixin, Container):
             low, high = min(h["loss"]), max(h["loss"])
             ax.set_yscale("log" if low > 0 and high > 10 * low else "linear")
         val.set_data(h["val_step"], h["val"])
-        label = "validation gain (dB)" if self.val_key == "val_gain_db" else "validation PSNR (dB)"
         val.set_label(label)
         ax2.set_ylabel(label if h["val"] else "")
         ax2.set_visible(bool(h["val"]))
         for axis in (ax, ax2):
             axis.relim()
             axis.autoscale_view()
-        self._canvas.draw_idle()

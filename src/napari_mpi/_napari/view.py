@@ -66,6 +66,45 @@ def warm_glyphs(viewer) -> None:
         return
 
 
+_TORCH_WARM: list = []  # the warm-up thread, once per process
+
+
+def warm_torch() -> None:
+    """Import PyTorch and its optimiser machinery ahead, when a widget that runs networks opens.
+
+    Done for the first time inside a worker, this froze napari's event loop for 0.4-0.7 s
+    (2-core test machine under Xvfb, a second training beside it): ``import torch`` and the
+    first ``torch.optim.Adam`` (which imports torch._dynamo and sympy, ~800 modules, 2-4 s)
+    and its first step hold Python's GIL in long stretches. Here it runs in a background
+    thread as soon as the widget opens (synchronously in ``NAPARI_MPI_SYNC`` mode), so the event
+    loop keeps its turns in between and a later worker finds everything imported.
+    """
+    from ._workers import sync_mode
+
+    def load() -> None:
+        try:
+            import torch
+
+            weight = torch.zeros(4, requires_grad=True)
+            optimiser = torch.optim.Adam([weight], lr=1e-3)
+            (weight * 2.0).sum().backward()
+            optimiser.step()  # the first step initialises its kernels too
+        except Exception:  # no torch: the networks say so when run
+            return
+
+    if _TORCH_WARM:
+        return
+    if sync_mode():
+        _TORCH_WARM.append(None)
+        load()
+        return
+    import threading
+
+    thread = threading.Thread(target=load, name="napari-mpi torch warm-up", daemon=True)
+    _TORCH_WARM.append(thread)
+    thread.start()
+
+
 def warm_plots() -> None:
     """Load matplotlib's Qt backend and fonts (the first plot otherwise stalls for ~1-2 s)."""
     try:
