@@ -318,8 +318,8 @@ def main() -> int:
             f"| {r['seconds_per_volume']:.3f} |"
         )
     if budgets:
-        print("\nTraining budget of the learned rows (from their cards; the same data, steps, "
-              "batch and learning rate for every network, no learning-rate grid):")  # fmt: skip
+        print("\nTraining budget of the learned rows (from their cards; the same data, steps "
+              "and batch for every network; each model's own learning rate):")  # fmt: skip
         print("| method | steps x batch | volumes seen | lr | best step | train s | val PSNR |")
         print("|---|---|---|---|---|---|---|")
         for name, b in budgets.items():
