@@ -302,6 +302,18 @@ def test_live_plot_renders_off_the_main_thread(make_napari_viewer, monkeypatch, 
     assert threads and threads[0] is not threading.main_thread()
     qtbot.waitUntil(lambda: w._lines is not None, timeout=20000)
     assert list(w._lines[0].get_ydata()) == [1.0, 0.6, 0.4]
+    # a job that fails is reported and skipped; the render thread goes on with the next ones
+    before = w._canvas.renders
+
+    def broken(fig):
+        raise RuntimeError("a broken plot job")
+
+    w._canvas.submit(broken)
+    w.history["loss"].append(0.3)
+    w.history["step"].append(4)
+    w._draw()
+    qtbot.waitUntil(lambda: w._canvas.renders > before and len(w._lines[0].get_ydata()) == 4,
+                    timeout=20000)  # fmt: skip
 
 
 def test_opening_the_widget_warms_torch_and_freezes_loaded_objects(make_napari_viewer, monkeypatch):

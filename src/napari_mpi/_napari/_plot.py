@@ -164,18 +164,22 @@ class BackgroundCanvas:
         """Queue ``job(figure)`` (None: only re-render) and wake the render thread."""
         from ._workers import sync_mode
 
+        sync = sync_mode()
+        thread = None
         with self._lock:
             if job is not None:
                 self._jobs.append(job)
             self._pending = True
-        if sync_mode():
+            if not sync and self._thread is None:  # decided under the lock: one thread at most
+                import threading
+
+                thread = threading.Thread(target=self._loop, name="napari-mpi plot", daemon=True)
+                self._thread = thread
+        if sync:
             self._render_pending()
             return
-        if self._thread is None or not self._thread.is_alive():
-            import threading
-
-            self._thread = threading.Thread(target=self._loop, name="napari-mpi plot", daemon=True)
-            self._thread.start()
+        if thread is not None:
+            thread.start()
         self._wake.set()
 
     def draw_idle(self) -> None:
@@ -193,25 +197,48 @@ class BackgroundCanvas:
         from ._workers import lower_thread_priority
 
         lower_thread_priority()
-        while self._wake.wait(timeout=60.0):
+        while True:
+            woke = self._wake.wait(timeout=60.0)
             self._wake.clear()
+            if not woke:
+                with self._lock:  # idle for a minute: end, unless a job came meanwhile
+                    if not self._pending:
+                        self._thread = None  # the next submit starts another
+                        return
             self._render_pending()
-        # idle for a minute: the thread ends; the next submit starts another
 
     def _render_pending(self) -> None:
+        from ._workers import sync_mode
+
         with self._lock:
             jobs, self._jobs = self._jobs, []
             size, pending, self._pending = self._size, self._pending, False
         if not pending:
             return
+        import sys
+        import traceback
+
+        import numpy as np
+
+        def attempt(step) -> bool:
+            """Run one step; a failure is reported (raised in synchronous mode) and skipped,
+            never the end of the render thread."""
+            try:
+                step()
+                return True
+            except Exception:
+                if sync_mode():
+                    raise
+                traceback.print_exc(file=sys.stderr)
+                return False
+
         for job in jobs:
-            job(self.figure)
+            attempt(lambda job=job: job(self.figure))
         if size is not None:
             dpi = self.figure.dpi
             self.figure.set_size_inches(size[0] / dpi, size[1] / dpi, forward=False)
-        self._agg.draw()
-        import numpy as np
-
+        if not attempt(self._agg.draw):
+            return
         pixels = np.array(self._agg.buffer_rgba(), copy=True)
         self.renders += 1
         self._bridge.ready.emit(pixels)
