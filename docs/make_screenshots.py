@@ -195,6 +195,9 @@ def main() -> None:
         from napari_mpi._napari.training_widget import TrainingWidget
 
         viewer = new_viewer()
+        # the Training dock holds more fields than the other docks: a taller window shows its
+        # plot whole instead of scrolled below the fold
+        viewer.window._qt_window.resize(WINDOW[0], WINDOW[1] + 120)
         simulate(viewer, dock=False)
         train = TrainingWidget(viewer)
         viewer.window.add_dock_widget(train, name="Training")

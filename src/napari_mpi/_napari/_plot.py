@@ -127,7 +127,7 @@ class BackgroundCanvas:
 
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from qtpy.QtCore import QObject, Qt, Signal
+        from qtpy.QtCore import QObject, QSize, Qt, Signal
         from qtpy.QtWidgets import QLabel, QSizePolicy
 
         class _Bridge(QObject):
@@ -140,14 +140,17 @@ class BackgroundCanvas:
                 super().resizeEvent(event)
                 owner._resized(event.size().width(), event.size().height())
 
+            def sizeHint(self):  # as a matplotlib Qt canvas: the figure's 4 x 3 in, not the
+                return QSize(400, 300)  # picture's size (which follows the label's)
+
         self.figure = Figure(figsize=(4, 3), dpi=100)
         self._agg = FigureCanvasAgg(self.figure)
         self.native = _PlotLabel()
         self.native.setMinimumHeight(min_height)
         self.native.setMinimumWidth(0)
         self.native.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        # the plot takes the dock's width and spare height; its picture never resizes the dock
-        self.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        # the plot takes the dock's width, never widens it; its height as a matplotlib canvas's
+        self.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         container.native.layout().addWidget(self.native)
         self._bridge = _Bridge()
         self._bridge.ready.connect(self._show)
