@@ -326,3 +326,29 @@ def test_opening_the_widget_warms_torch_and_freezes_loaded_objects(make_napari_v
     TrainingWidget(make_napari_viewer())
     assert "torch" in sys.modules and "torch._dynamo" in sys.modules
     assert gc.get_freeze_count() > 0
+
+
+def test_background_threads_are_lowered_once():
+    """Worker and plot threads get the main thread's niceness + 5, however many workers a
+    pooled thread runs (Linux; elsewhere nothing changes)."""
+    import os
+    import threading
+
+    from napari_mpi._napari._workers import BACKGROUND_NICENESS, lower_thread_priority
+
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no per-thread niceness on this platform")
+    seen = []
+
+    def body():
+        for _ in range(3):  # as a pooled thread running three workers
+            lower_thread_priority()
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    assert seen == [min(19, main + BACKGROUND_NICENESS)] * 3
+    lower_thread_priority()  # the main thread itself is never lowered
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main

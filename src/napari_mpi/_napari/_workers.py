@@ -37,16 +37,19 @@ BACKGROUND_NICENESS = 5
 
 
 def lower_thread_priority(increment: int = BACKGROUND_NICENESS) -> None:
-    """Make the calling thread yield the CPU to napari's main thread (Linux threads have their
-    own niceness; elsewhere nothing happens). Never raises."""
+    """Make the calling thread yield the CPU to napari's main thread: its niceness becomes the
+    main thread's + ``increment`` (Linux threads have their own niceness; the main thread's id
+    is the process id; elsewhere nothing happens). Idempotent: a pooled worker thread that
+    runs many workers is lowered once, not once per worker. Never raises."""
     import threading
 
     if threading.current_thread() is threading.main_thread() or not hasattr(os, "setpriority"):
         return
     try:
         tid = threading.get_native_id()
-        now = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + increment))
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + increment)
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
     except (OSError, AttributeError):  # not permitted or not supported: keep the priority
         return
 
