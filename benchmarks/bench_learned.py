@@ -14,12 +14,19 @@ the grid, and for ADMM and PP-MPI rho and the iteration count too (early stoppin
 regularises; PP-MPI's counts are the DERnet paper's 10-30). DERnet and the cascaded network
 use their shipped models on their own rows.
 
+The deep image prior (``dip``) fits a network per frame (thousands of network passes each),
+so it runs on the first ``--dip-digits`` test digits (default 100) and is tuned on the first
+``--dip-val-digits`` validation digits (default 10): the row selection as above and the early
+stop (the iteration count, from one run recorded at ``--dip-counts``); its table rows say on
+how many digits they were measured.
+
 Reported per method and SNR: mean +- std of NRMSE, PSNR and SSIM (napari_mpi.metrics, eqs
 12-14 of the DERnet paper) and time per frame, both reconstructing all test frames at once
-(batch) and one frame at a time (first 20 frames; includes the per-call overhead).
+(batch) and one frame at a time (first 20 frames, DIP 1; includes the per-call overhead).
 
     python benchmarks/bench_learned.py [--digits 1000] [--val-digits 100] [--snr 20 25 30 35]
-        [--json benchmarks/results/learned.json]
+        [--dip-digits 100] [--only dip ...] [--model admm-net=DIR]
+        [--json benchmarks/results/learned.json [--merge]]
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ LEARNED = [
     for t in trainables("reconstruct")
     if t.name not in {entry[1] for entry in CLASSICAL}
 ]
+#: learned methods without a shipped model run only with ``--model NAME=DIR``
+NEEDS_MODEL = ("admm-net",)
 
 
 def make_data(full, fine_matrix, indices, snrs, coarse_grid, fine_grid):
@@ -168,6 +177,35 @@ def timed(full, u, name, params, single: int):
     return images, batch, one
 
 
+#: DIP's fixed parameters in the benchmark (the registry defaults but for the iteration count,
+#: which is tuned) and its candidate early stops
+DIP_FIXED = {"batch": 25}
+DIP_COUNTS = (500, 1000, 2000, 4000, 6000)
+
+
+def tune_dip(full, u_val, targets, counts, thresholds=THRESHOLDS):
+    """Row selection x early stop for DIP on validation frames: (params, val PSNR)."""
+    from napari_mpi.progress import run
+    from napari_mpi.recon.dip import iter_dip_path
+
+    best, best_psnr = None, -np.inf
+    for threshold in thresholds:
+        if threshold is None:
+            sm, data = full, u_val
+        else:
+            rows = np.flatnonzero(full.snr >= threshold)
+            sm, data = full.select_rows(rows), u_val[:, rows]
+        path = run(iter_dip_path(sm, data, tuple(counts), **DIP_FIXED))
+        for count, images in sorted(path.items()):
+            images = images.reshape(targets.shape)
+            value = float(np.mean([psnr(a, t) for a, t in zip(images, targets, strict=True)]))
+            print(f"  dip val: rows >= {threshold}, {count} iterations: {value:.2f} dB", flush=True)
+            if value > best_psnr:
+                best = {"snr_threshold": threshold, **DIP_FIXED, "iterations": count}
+                best_psnr = value
+    return best, best_psnr
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=int, default=1000)
@@ -181,8 +219,30 @@ def main() -> None:
         help="clean signal from the phantom on a 5x finer grid (no inverse crime), or S c with "
         "the calibration itself (the DERnet paper's protocol)",
     )
+    parser.add_argument("--dip-digits", type=int, default=100, help="test digits for DIP (0: skip)")
+    parser.add_argument("--dip-val-digits", type=int, default=10)
+    parser.add_argument("--dip-counts", type=int, nargs="+", default=list(DIP_COUNTS))
+    parser.add_argument(
+        "--dip-thresholds",
+        nargs="+",
+        default=["none", "10", "30"],
+        help="row selections DIP is tuned over (calibration SNR >= T; none: every row)",
+    )
+    parser.add_argument("--only", nargs="+", help="registry names of the methods to run")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="model folder of a learned method (admm-net has no shipped model: run with one)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--merge", action="store_true", help="update the --json file's methods, keep the rest"
+    )
     args = parser.parse_args()
+    wanted = None if not args.only else set(args.only)
+    models = dict(item.split("=", 1) for item in args.model)
     t_start = time.perf_counter()
     scanner = get_preset("preclinical-2d")
     coarse = scanner_grid(scanner, (19, 19))
@@ -209,15 +269,50 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "methods": {},
     }
+
+    def runs(name: str) -> bool:
+        return wanted is None or name in wanted
+
     for snr in args.snr:
         for label, name, fixed, grid in CLASSICAL:
+            if not runs(name):
+                continue
             params, val_psnr = tune(full, u_val[snr], t_val, name, fixed, grid)
             images, batch, one = timed(full, u_test[snr], name, params, args.single)
             _record(results, label, snr, scores(images, t_test), batch, one, params, val_psnr)
         for label, name, params in LEARNED:
+            if not runs(name) or (name in NEEDS_MODEL and name not in models):
+                continue
+            if name in models:
+                params = {**params, "model": models[name]}
             images, batch, one = timed(full, u_test[snr], name, params, args.single)
             _record(results, label, snr, scores(images, t_test), batch, one, params, None)
+        if args.dip_digits > 0 and runs("dip"):
+            n_val, n = min(args.dip_val_digits, args.val_digits), min(args.dip_digits, args.digits)
+            thresholds = [None if t.lower() == "none" else float(t) for t in args.dip_thresholds]
+            params, val_psnr = tune_dip(
+                full, u_val[snr][:n_val], t_val[:n_val], args.dip_counts, thresholds
+            )
+            images, batch, one = timed(full, u_test[snr][:n], "dip", params, 1)
+            label = f"DIP ({n} digits)"
+            _record(results, label, snr, scores(images, t_test[:n]), batch, one, params, val_psnr)
+            results["methods"][label]["digits"] = n
     results["seconds"] = time.perf_counter() - t_start
+    if args.json and args.merge and args.json.is_file():
+        old = json.loads(args.json.read_text())
+        old_snrs = [float(v) for v in old.get("snr_db", [])]
+        if not set(map(float, args.snr)) <= set(old_snrs) or old.get("digits") != args.digits:
+            raise SystemExit(
+                f"--merge: {args.json} holds SNRs {old_snrs} on {old.get('digits')} digits; "
+                f"{args.snr} on {args.digits} digits do not fit in it"
+            )
+        for label, entry in results["methods"].items():
+            old["methods"].setdefault(label, {}).update(entry)
+        old.setdefault("merged_runs", []).append(
+            {"methods": sorted(results["methods"]), "seconds": results["seconds"],
+             "machine": results["machine"]}
+        )  # fmt: skip
+        results = old
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +355,8 @@ def table(results: dict) -> str:
         for label, entry in results["methods"].items():
             cells = [
                 f"{entry[s][metric][0]:.{digits}f} +- {entry[s][metric][1]:.{digits}f}"
+                if s in entry
+                else "not run"
                 for s in snrs
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -270,6 +367,8 @@ def table(results: dict) -> str:
         "|---|---|---|",
     ]
     for label, entry in results["methods"].items():
+        if snrs[-1] not in entry:
+            continue
         e = entry[snrs[-1]]
         lines.append(
             f"| {label} | {e['ms_per_frame_batch']:.3f} | {e['ms_per_frame_single']:.2f} |"

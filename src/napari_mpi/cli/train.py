@@ -41,7 +41,8 @@ def _add_option(parser: argparse.ArgumentParser, option, hidden: bool = False) -
         inverted = option.meta.get("flag") is not None and option.default is True
         if option.default is True and not inverted:  # on by default: --name / --no-name
             kw["action"] = argparse.BooleanOptionalAction
-            kw["help"] = f"{text} (default: on)"
+            # hidden: SUPPRESS alone (argparse would print "==SUPPRESS== (default: on)")
+            kw["help"] = text if hidden else f"{text} (default: on)"
         else:
             kw["action"] = "store_false" if inverted else "store_true"
     elif option.kind == "pair":

@@ -216,6 +216,13 @@ def _train_cascaded(config, output, calibration=None, phantoms=None):
     return iter_train_cascaded(calibration, phantoms, output, **_fields(config))
 
 
+def _train_admmnet(config, output, calibration=None, phantoms=None):
+    from ..recon.admmnet import iter_train_admmnet
+
+    _need_calibration("admm-net", calibration)
+    return iter_train_admmnet(calibration, phantoms, output, config=config)
+
+
 def _train_denoiser(config, output, calibration=None, phantoms=None):
     from ..recon.denoiser_training import iter_train_denoiser
 
@@ -273,7 +280,12 @@ def _load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from ..recon.training_config import CascadedConfig, DenoiserConfig, DERnetConfig
+    from ..recon.training_config import (
+        ADMMNetConfig,
+        CascadedConfig,
+        DenoiserConfig,
+        DERnetConfig,
+    )
 
     calibration = Input("calibration", "calibration MDF (required: a model fits one matrix)",
                         kind="mdf", required=True)  # fmt: skip
@@ -290,6 +302,12 @@ def _load_builtins() -> None:
         _train_cascaded, (calibration, digits), _signal_summary("cascaded"),
         "train the cascaded network for one calibration (Zhao et al., IJMPI 2026)", order=55,
         label="Cascaded",
+    ))  # fmt: skip
+    register_trainable(Trainable(
+        "admm-net", "ADMM-Net (unrolled ADMM)", "reconstruct", ADMMNetConfig, _train_admmnet,
+        (calibration, digits), _signal_summary("ADMM-Net"),
+        "train ADMM-Net for one calibration (Yang et al. 2018; the DERnet paper's baseline)",
+        order=57, label="ADMM-Net",
     ))  # fmt: skip
     register_trainable(Trainable(
         "ppmpi", "PP-MPI denoiser", "reconstruct", DenoiserConfig, _train_denoiser,

@@ -96,7 +96,18 @@ def __getattr__(name: str):
         from .kaczmarz import kaczmarz_reference
 
         return kaczmarz_reference
-    if name in ("admm", "cascaded", "cgnr", "dernet", "direct", "kaczmarz", "pinv", "ppmpi"):
+    if name in (
+        "admm",
+        "admmnet",
+        "cascaded",
+        "cgnr",
+        "dernet",
+        "dip",
+        "direct",
+        "kaczmarz",
+        "pinv",
+        "ppmpi",
+    ):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -233,6 +233,8 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "napari_mpi.recon.ppmpi": ("ppmpi",),
     "napari_mpi.recon.dernet": ("dernet",),
     "napari_mpi.recon.cascaded": ("cascaded",),
+    "napari_mpi.recon.dip": ("dip",),
+    "napari_mpi.recon.admmnet": ("admm-net",),
     "napari_mpi.enhance.methods": ("richardson-lucy", "wiener"),
     "napari_mpi.enhance.learned": ("csdnet", "unet3d", "edsr3d", "rcan3d", "rrdb3d"),
 }

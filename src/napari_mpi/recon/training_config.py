@@ -21,6 +21,7 @@ __all__ = [
     "INITIALISATIONS",
     "LOSSES",
     "STRATEGIES",
+    "ADMMNetConfig",
     "CascadedConfig",
     "DERnetConfig",
     "DenoiserConfig",
@@ -140,6 +141,31 @@ class DERnetConfig(SignalConfig):
         metadata=_meta(f"override the paper's hyperparameters ({', '.join(DERNET_KEYS)})",
                        keys=DERNET_KEYS),
     )  # fmt: skip
+
+
+@dataclass
+class ADMMNetConfig(SignalConfig):
+    """ADMM-Net's training (:func:`napari_mpi.recon.admmnet.iter_train_admmnet`): DERnet's
+    data and loss, the unrolled network's size."""
+
+    epochs: int = field(default=20, metadata=_meta("training epochs", min=1))
+    stages: int = field(default=10, metadata=_meta("unrolled ADMM stages", min=1))
+    features: int = field(
+        default=16, metadata=_meta("channels of each stage's regulariser CNN", min=1)
+    )
+    rho0: float = field(
+        default=0.05,
+        metadata=_meta("starting penalty of every stage, relative to ||A||_F^2 / N "
+                       "(the admm method's default rho)", min=1e-9),
+    )  # fmt: skip
+
+    def check(self) -> None:
+        super().check()
+        if int(self.stages) < 1 or int(self.features) < 1 or not self.rho0 > 0:
+            raise ValueError(
+                f"stages and features must be >= 1 and rho0 > 0, got {self.stages}, "
+                f"{self.features}, {self.rho0}"
+            )
 
 
 @dataclass
