@@ -15,10 +15,10 @@ regularises; PP-MPI's counts are the DERnet paper's 10-30). DERnet and the casca
 use their shipped models on their own rows.
 
 The deep image prior (``dip``) fits a network per frame (thousands of network passes each),
-so it runs on the first ``--dip-digits`` test digits (default 100) and is tuned on the first
-``--dip-val-digits`` validation digits (default 10): the row selection as above and the early
-stop (the iteration count, from one run recorded at ``--dip-counts``); its table rows say on
-how many digits they were measured.
+so it runs on the first ``--dip-digits`` test digits (default 100), at the ``--dip-snr`` SNRs
+(default all), and is tuned on the first ``--dip-val-digits`` validation digits (default 10):
+the row selection as above and the early stop (the iteration count, from one run recorded at
+``--dip-counts``); its table rows say on how many digits they were measured.
 
 Reported per method and SNR: mean +- std of NRMSE, PSNR and SSIM (napari_mpi.metrics, eqs
 12-14 of the DERnet paper) and time per frame, both reconstructing all test frames at once
@@ -99,8 +99,8 @@ LEARNED = [
     for t in trainables("reconstruct")
     if t.name not in {entry[1] for entry in CLASSICAL}
 ]
-#: learned methods without a shipped model run only with ``--model NAME=DIR``
-NEEDS_MODEL = ("admm-net",)
+#: learned methods without a shipped model run only with ``--model NAME=DIR`` (none today)
+NEEDS_MODEL: tuple[str, ...] = ()
 
 
 def make_data(full, fine_matrix, indices, snrs, coarse_grid, fine_grid):
@@ -221,6 +221,9 @@ def main() -> None:
     )
     parser.add_argument("--dip-digits", type=int, default=100, help="test digits for DIP (0: skip)")
     parser.add_argument("--dip-val-digits", type=int, default=10)
+    parser.add_argument(
+        "--dip-snr", type=float, nargs="+", help="SNRs DIP runs at (default: every --snr)"
+    )
     parser.add_argument("--dip-counts", type=int, nargs="+", default=list(DIP_COUNTS))
     parser.add_argument(
         "--dip-thresholds",
@@ -287,7 +290,7 @@ def main() -> None:
                 params = {**params, "model": models[name]}
             images, batch, one = timed(full, u_test[snr], name, params, args.single)
             _record(results, label, snr, scores(images, t_test), batch, one, params, None)
-        if args.dip_digits > 0 and runs("dip"):
+        if args.dip_digits > 0 and runs("dip") and (args.dip_snr is None or snr in args.dip_snr):
             n_val, n = min(args.dip_val_digits, args.val_digits), min(args.dip_digits, args.digits)
             thresholds = [None if t.lower() == "none" else float(t) for t in args.dip_thresholds]
             params, val_psnr = tune_dip(

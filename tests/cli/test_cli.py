@@ -10,6 +10,7 @@ import numpy as np
 
 from mdf_factory import Layout, write_mdf_file
 from napari_mpi.cli import main
+from napari_mpi.recon import methods
 
 INFO_KEYS = {
     "kind",
@@ -70,19 +71,24 @@ def test_bad_files_give_one_line_and_nonzero_exit(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--grid", "9", "7", "--quiet"]) == 0
+    args = ["demo", "--out", str(tmp_path), "--grid", "9", "7", "--dip-iterations", "100"]
+    assert main([*args, "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "read back identical: True" in text
     for name in ("calibration.mdf", "measurement.mdf", "xspace_native.mdf", "reco_admm.mdf"):
         assert (tmp_path / name).exists()
     report = json.loads((tmp_path / "report.json").read_text())
     assert abs(report["measured_snr_db"] - 30) < 0.3
-    assert set(report["methods"]) == {"kaczmarz", "admm", "pinv", "ppmpi", "dernet", "cascaded"}
+    # every registered reconstruction method
+    assert set(report["methods"]) == {m.name for m in methods("reconstruct")}
+    assert {"kaczmarz", "admm", "cgnr", "pinv", "ppmpi", "dip", "admm-net", "dernet",
+            "cascaded"} <= set(report["methods"])  # fmt: skip
+    assert report["methods"]["dip"]["params"]["iterations"] == 100
     # the shipped networks fit the preset's 19 x 19 calibration only: skipped on 9 x 7
-    for name in ("dernet", "cascaded"):
+    for name in ("admm-net", "dernet", "cascaded"):
         assert "another system matrix" in report["methods"][name]["skipped"]
     scored = [r for r in report["methods"].values() if "psnr" in r]
-    assert len(scored) == 4 and all(r["psnr"] > 15 for r in scored)
+    assert len(scored) == 6 and all(r["psnr"] > 15 for r in scored)
     # the enhancement step: a layered 3D scan of a vessel tree, every enhancement method
     enh = report["enhancement"]
     assert {"degraded input", "richardson-lucy", "wiener"} <= set(enh["methods"])

@@ -173,3 +173,32 @@ def test_options_before_the_method_still_work(tmp_path):
     assert main([*args, "-o", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["steps"] == 10 and "train ppmpi" in card["command"]
+
+
+def test_phantom_mix_and_continuing_every_signal_network(tmp_path, capsys):
+    from napari_mpi.io import write_mdf
+    from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matrix
+    from napari_mpi.simulation.phantom_mix import DEFAULT_MIX
+
+    scanner = get_preset("preclinical-2d")
+    cal = tmp_path / "cal.mdf"
+    write_mdf(cal, simulate_system_matrix(scanner, scanner_grid(scanner, (9, 9))))
+    for method in ("cascaded", "admm-net"):
+        out, more = tmp_path / f"{method}1", tmp_path / f"{method}2"
+        base = ["train", method, "--calibration", str(cal), "--epochs", "1", "--num-train",
+                "32", "--num-val", "8", "--quiet"]  # fmt: skip
+        # weights below 1 of a kind starting with "c" (cone) are weights, not layer sizes
+        mix = ["--phantom-mix", "cone=0.25", "tubes=0.5", "steps=0.25"]
+        assert main([*base, *mix, "-o", str(out)]) == 0, capsys.readouterr().err
+        card = json.loads((out / "card.json").read_text())
+        assert card["data"]["phantom_mix"] == {"cone": 0.25, "tubes": 0.5, "steps": 0.25}
+        assert main([*base, "--init-from", str(out), "--lr", "1e-5", "-o", str(more)]) == 0
+        cont = json.loads((more / "card.json").read_text())
+        assert cont["initialisation"]["kind"] == "from" and cont["rows"] == card["rows"]
+        assert cont["architecture"] == card["architecture"]  # sizes and output scale kept
+        assert cont["data"]["phantom_mix"] == DEFAULT_MIX  # the mix is not taken from it
+    bad = tmp_path / "bad"
+    for items, message in [(["tube=1"], "KEY one of"), (["tubes=-1"], "out of range"),
+                           (["tubes=0"], "positive sum")]:  # fmt: skip
+        assert main([*base, "--phantom-mix", *items, "-o", str(bad)]) != 0
+        assert message in capsys.readouterr().err and not bad.exists()

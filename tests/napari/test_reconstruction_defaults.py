@@ -28,8 +28,6 @@ def widget_defaults(make_napari_viewer, monkeypatch):
 #: methods run with fewer iterations than their defaults here (DIP's 4000 network passes
 #: per frame would take a minute of the suite), in the widget and the library alike
 SHORTER = {"dip": {"iterations": 300, "width": 8, "depth": 2}}
-#: methods that need a model folder the package does not ship
-NEEDS_MODEL = ("admm-net",)
 
 
 def test_widget_defaults_match_the_library_defaults(widget_defaults):
@@ -45,10 +43,6 @@ def test_widget_defaults_match_the_library_defaults(widget_defaults):
         for name, value in params.items():
             rec.params[name].value = value
         rec.start()
-        if method in NEEDS_MODEL:  # a clear message, nothing added
-            assert rec.state == "failed" and "no model is shipped" in rec.status.value, method
-            assert len(viewer.layers) == before
-            continue
         assert rec.state == "done", (method, rec.status.value)
         layer = viewer.layers[before]
         expected = nm.reconstruct(sm, meas.data[:1], method, **params)
@@ -64,7 +58,7 @@ def test_networks_read_their_own_rows_whatever_the_threshold(widget_defaults):
     viewer = widget_defaults
     rec = ReconstructionWidget(viewer)
     rec.snr_threshold.value = 30  # the classical methods then use fewer rows
-    for method in ("dernet", "cascaded"):
+    for method in ("dernet", "cascaded", "admm-net"):
         rec.method.value = method
         rec.start()
         assert rec.state == "done", (method, rec.status.value)

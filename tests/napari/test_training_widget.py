@@ -101,6 +101,8 @@ def test_dernet_options_reach_the_card(widget, tmp_path, monkeypatch):
     widget.lr.value = 4e-4
     widget.snr_low.value, widget.snr_high.value = 25.0, 35.0
     widget.fresh_phantoms.value = True
+    assert widget.phantom_mix.value.startswith("digit=0.35 ")  # the default mix, as text
+    widget.phantom_mix.value = "digit=1, tubes=0.5"
     widget.init.value = "ridge"
     widget.dropout.value = 0.0
     widget.output.value = tmp_path / "first"
@@ -109,6 +111,7 @@ def test_dernet_options_reach_the_card(widget, tmp_path, monkeypatch):
     card = json.loads((tmp_path / "first" / "card.json").read_text())
     assert card["training"]["lr"] == pytest.approx(4e-4) and card["training"]["init"] == "ridge"
     assert card["data"]["snr_db"] == [25.0, 35.0] and card["data"]["fresh_phantoms"] is True
+    assert card["data"]["phantom_mix"] == {"digit": 1.0, "tubes": 0.5}
     assert card["architecture"]["dropout0"] == 0 and card["architecture"]["dropout1"] == 0
     # continuing a model shows its dropout rate and keeps its weights' layout
     widget.dropout.value = 0.3
@@ -133,6 +136,11 @@ def test_bad_training_options_are_reported(widget, tmp_path, monkeypatch):
     widget.init_from.value = tmp_path / "empty"
     widget.start()
     assert widget.state == "failed" and "continue model" in widget.status.value
+    widget.init_from.value = ""
+    widget.phantom_mix.value = "tubes=1 spirals=2"
+    widget.start()
+    assert widget.state == "failed" and "unknown kind 'spirals'" in widget.status.value
+    assert "phantom mix" in widget.status.value
     assert widget.run_button.enabled and not (tmp_path / "new").exists()
     widget.method.value = "ppmpi"
     assert not shown(widget.init) and not shown(widget.snr_low) and shown(widget.lr)
@@ -160,6 +168,9 @@ def test_methods_and_fields_come_from_the_registry(widget):
     assert widget.epochs.value == 15 and widget.batch.value == 16  # the user's batch stays
     widget.method.value = "ppmpi"
     assert shown(widget.steps) and not shown(widget.epochs) and not shown(widget.calibration)
+    assert shown(widget.phantom_mix)  # the denoiser's images come from the mix too
+    widget.method.value = "cascaded"
+    assert shown(widget.init_from) and shown(widget.phantom_mix)
 
 
 def test_each_phase_has_its_own_progress_and_cancel_says_what_was_kept(widget, qtbot, tmp_path):

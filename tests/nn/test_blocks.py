@@ -35,3 +35,28 @@ def test_2d_unet_keeps_the_shipped_layout():
     keys = list(UNet(1, 1, (4, 8)).state_dict())
     assert keys[:3] == ["down.0.0.0.weight", "down.0.0.0.bias", "down.0.0.1.weight"]
     assert keys[-2:] == ["out.weight", "out.bias"]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fold_batchnorm_keeps_the_outputs(dim):
+    from napari_mpi.nn.blocks import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = UNet(2, 1, (4, 8), dim=dim)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.3, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(net)
+    net.eval()
+    x = torch.randn(3, 2, *([6] * dim))
+    with torch.no_grad():
+        ref = net(x)
+        folded = fold_batchnorm(net)
+        out = folded(x)
+    norms = (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+    assert not any(isinstance(m, norms) for m in folded.modules())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)

@@ -7,18 +7,24 @@ import numpy as np
 import reference_outputs as ref  # tests/nn is on sys.path (pytest rootdir-less import)
 
 
-def _compare(got: dict, stored, rtol: float, atol_rel: float) -> None:
+def _compare(got: dict, stored, rtol: float, atol_rel: float, looser: dict | None = None) -> None:
     assert sorted(got) == sorted(stored.files)
     for key in stored.files:
         want = stored[key]
         assert got[key].shape == want.shape, key
         scale = max(float(np.abs(want).max()), 1e-12)
-        np.testing.assert_allclose(got[key], want, rtol=rtol, atol=atol_rel * scale, err_msg=key)
+        tol = (looser or {}).get(key, 1.0)
+        np.testing.assert_allclose(
+            got[key], want, rtol=rtol * tol, atol=atol_rel * scale * tol, err_msg=key
+        )
 
 
 def test_shipped_models_give_the_stored_images():
     stored = np.load(ref.DATA / "shipped_outputs.npz")
-    _compare(ref.compute_shipped(), stored, rtol=1e-5, atol_rel=1e-5)
+    # ADMM-Net's x-step goes through an eigendecomposition of A^T A, whose rounding depends on
+    # the thread count and grows over its 10 stages: 2e-4 of the maximum between 1 and 2
+    # threads (measured), so it is pinned 100x more loosely than the others
+    _compare(ref.compute_shipped(), stored, rtol=1e-5, atol_rel=1e-5, looser={"admm_net": 100})
 
 
 def test_short_trainings_give_the_stored_losses_and_images(tmp_path):

@@ -76,11 +76,37 @@ def test_training_improves_on_validation_and_reconstructs(small_sm, tmp_path):
     assert read_card(out)["fingerprint"]
 
 
-def test_refuses_a_missing_model_and_another_matrix(small_sm, tmp_path):
+def test_shipped_model_reconstructs_a_digit_and_tubes(shared_data):
+    """The shipped model (preclinical-2d default calibration, every row, trained on the
+    phantom mix): a test digit and two tubes through a 5x finer grid at 30 dB."""
+    from napari_mpi.recon.admmnet import default_admmnet_path
+    from napari_mpi.simulation import simulate_measurement
+    from napari_mpi.simulation.phantoms import digit_phantom, make_phantom
+
+    scanner = get_preset("preclinical-2d")
+    sm = simulate_system_matrix(scanner, scanner_grid(scanner, (19, 19)))
+    card = read_card(default_admmnet_path())
+    assert "train admm-net" in card["command"] and card["rows"] == sm.num_rows
+    assert card["data"]["phantom_mix"]["tubes"] > 0
+    fine = scanner_grid(scanner, (95, 95))
+    mnist = shared_data / "mnist-test10k" / "mnist.npz"
+    for phantom, floor in [
+        (digit_phantom(mnist, fine, index=9000, seed=9000), 25),
+        (make_phantom("two-tubes:gap=3", fine), 18),
+    ]:
+        meas = simulate_measurement(
+            sm, phantom, 30.0, seed=1, simulate_on_phantom_grid=True, scanner=scanner
+        )
+        img = reconstruct(sm, meas.data, "admm-net")  # the default model
+        assert img.data.shape == (1, 1, 19, 19) and img.data.min() >= 0
+        assert psnr(img, meas.phantom) > floor
+
+
+def test_refuses_another_matrix(small_sm, tmp_path):
     sm = small_sm
     u = np.ones((1, sm.num_rows), np.complex64)
-    with pytest.raises(ValueError, match="no model is shipped"):
-        reconstruct(sm, u, "admm-net")
+    with pytest.raises(ValueError, match="another system matrix"):
+        reconstruct(sm, u, "admm-net")  # the shipped model fits the 19 x 19 preset only
     out = tmp_path / "m"
     run(iter_train_admmnet(sm, None, out, epochs=1, batch=16, num_train=32, num_val=8,
                            stages=2, features=4))  # fmt: skip

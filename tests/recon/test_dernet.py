@@ -248,3 +248,34 @@ def test_training_continues_from_a_model(small_sm, tmp_path):
     with pytest.raises(ValueError, match="not a dernet model"):
         run(iter_train_dernet(small_sm, None, tmp_path / "y", epochs=1, init_from=first))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_inference_form_gives_the_same_images(preset_calibration):
+    """DERnetInference (conv folded into the FC layer, BN folded, channels last) against the
+    plain network in eval mode, with non-trivial batch-norm statistics and biases."""
+    import torch
+
+    from napari_mpi.nn.dernet import DERnet, DERnetInference
+    from napari_mpi.recon.dernet import load_dernet
+
+    torch.manual_seed(0)
+    net = DERnet(40, (7, 9), c1=3, c5=32, output_scale=0.5)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(0.0, 0.3)
+    net.eval()
+    fast = net.for_inference()
+    assert isinstance(fast, DERnetInference)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    x = torch.randn(16, 2, 40)
+    with torch.no_grad():
+        ref, out = net(x), fast(x)
+    assert ref.abs().max() > 0.01  # a real output, not ReLU zeros
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    assert net.training is False and fast.fc.weight.shape == net.fc[1].weight.shape
+    # the shipped model is loaded in that form
+    loaded, _, _ = load_dernet(preset_calibration[1])
+    assert isinstance(loaded, DERnetInference)

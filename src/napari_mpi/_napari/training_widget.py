@@ -75,6 +75,13 @@ def _option_widgets(option) -> list:
                 for text, v in zip(labels, option.default, strict=True)]  # fmt: skip
     if option.name == "device":
         return [ComboBox(label=label, choices=list(DEVICES), value=option.default)]
+    if option.name == "phantom_mix":
+        from ..simulation.phantom_mix import format_mix
+
+        edit = LineEdit(label=label, value=format_mix(option.default))
+        edit.tooltip = option.help
+        edit.native.setCursorPosition(0)  # show the first kinds, not the end of the text
+        return [edit]
     if option.kind == "str":  # e.g. the enhancement trainings' degradation
         edit = LineEdit(label=label, value=str(option.default or ""))
         edit.tooltip = option.help
@@ -264,6 +271,10 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
                 values[option.name] = tuple(w.value for w in widgets)
             elif option.kind == "path":
                 values[option.name] = self._init_from() if option.name == "init_from" else None
+            elif option.name == "phantom_mix":
+                from ..simulation.phantom_mix import parse_mix
+
+                values[option.name] = parse_mix(str(widgets[0].value), option.label)
             else:
                 values[option.name] = widgets[0].value
         if "snr_threshold" in values:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from . import demo, enhance, reconstruct, simulate, train
 from ._common import CLIError
-from .demo import DEMO_METHODS, cmd_demo  # noqa: F401  (their old home)
+from .demo import DEMO_PARAMS, cmd_demo, demo_methods  # noqa: F401  (their old home)
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1

@@ -15,16 +15,28 @@ import numpy as np
 from .._version import __version__
 from ._common import CLIError, positive_int
 
-#: (method, parameters, uses the SNR-selected rows); the networks read their own rows of the
-#: full matrix.
-DEMO_METHODS = (
-    ("kaczmarz", {"lam": 0.1, "sweeps": 10}, True),
-    ("admm", {"regularization": "l1+tv"}, True),
-    ("pinv", {"lam": 0.01}, True),
-    ("ppmpi", {}, True),
-    ("dernet", {}, False),
-    ("cascaded", {}, False),
-)
+#: the demo's parameters of the classical methods (the others run with their registry
+#: defaults); every registered reconstruction method is run
+DEMO_PARAMS = {
+    "kaczmarz": {"lam": 0.1, "sweeps": 10},
+    "admm": {"regularization": "l1+tv"},
+    "pinv": {"lam": 0.01},
+}
+#: methods given every row of the calibration rather than the SNR-selected ones (the deep
+#: image prior does best with all rows in benchmarks/bench_learned.py); the networks read
+#: their own rows of the full matrix anyway
+ALL_ROWS = ("dip",)
+
+
+def demo_methods() -> list[tuple[str, dict, bool]]:
+    """(method, parameters, uses the SNR-selected rows) for every registered reconstruction
+    method, in registry order."""
+    from ..recon import methods
+
+    return [
+        (m.name, DEMO_PARAMS.get(m.name, {}), not m.selects_rows and m.name not in ALL_ROWS)
+        for m in methods("reconstruct")
+    ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -95,7 +107,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "methods": {},
         }
     )
-    for method, params, selected in DEMO_METHODS:
+    for method, params, selected in demo_methods():
+        if method == "dip" and args.dip_iterations is not None:
+            params = {**params, "iterations": args.dip_iterations}
         t0 = time.perf_counter()
         sm_m, u_m = (cal, u) if selected else (full, u_full)
         try:
@@ -198,6 +212,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--snr", type=float, default=30.0, help="measurement SNR (dB)")
     demo.add_argument(
         "--snr-threshold", type=float, default=30.0, help="calibration SNR threshold for rows"
+    )
+    demo.add_argument(
+        "--dip-iterations",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="iterations of the deep image prior (default: its registry default; it is the "
+        "slowest method, fewer make a quick check)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress display")
     demo.set_defaults(func=cmd_demo)

@@ -80,10 +80,12 @@ def _parse_keys(method: str, option, items: list[str]) -> dict:
             raise ValueError(
                 f"train: {option.flag} {key} must be {keys[key].__name__}, got {value!r}"
             ) from None
-        if (
-            out[key] < 0
-            or (key.startswith("c") and out[key] < 1)
-            or (key.startswith("dropout") and out[key] >= 1)
+        if out[key] < 0 or (
+            option.name == "architecture"
+            and (
+                (key.startswith("c") and out[key] < 1)
+                or (key.startswith("dropout") and out[key] >= 1)
+            )
         ):
             raise ValueError(f"train: {option.flag} {key}={value} is out of range")
     return out

@@ -7,14 +7,15 @@ itself is not stored: loading a model for a system matrix computes the eigendeco
 A^T A on the model's rows (N x N; the 19 x 19 preset: a few milliseconds).
 
 Training runs on the one loop (:func:`napari_mpi.nn.training.iter_train`, through
-:func:`~napari_mpi.recon.signal_training.iter_train_signal_model`), with DERnet's data: digits
-placed as in the DERnet paper, SNR uniform in 20-40 dB, new noise every epoch, MSE on the final
-image, the epoch with the lowest validation MSE kept.
+:func:`~napari_mpi.recon.signal_training.iter_train_signal_model`), with DERnet's data: the
+phantom mix (:mod:`napari_mpi.simulation.phantom_mix`), SNR uniform in 20-40 dB, new noise
+every epoch, MSE on the final image, the epoch with the lowest validation MSE kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +25,20 @@ from ..system_matrix import SystemMatrix
 from .learned import DEVICE_PARAM, iter_infer_signal_model, load_signal_model
 from .registry import Method, Param, register
 
-__all__ = ["iter_admmnet", "iter_train_admmnet", "load_admmnet"]
+__all__ = ["default_admmnet_path", "iter_admmnet", "iter_train_admmnet", "load_admmnet"]
 
 
-def load_admmnet(sm: SystemMatrix, path: str | Path):
-    """(network with its operator set, row indices into ``sm``, card) for a model folder."""
+def default_admmnet_path() -> Path:
+    """The ADMM-Net shipped for the ``preclinical-2d`` preset (19 x 19 calibration)."""
+    return Path(str(resources.files("napari_mpi").joinpath("models", "admmnet_preclinical2d")))
+
+
+def load_admmnet(sm: SystemMatrix, path: str | Path | None = None):
+    """(network with its operator set, row indices into ``sm``, card) for a model folder
+    (None, "" or "default": the shipped one)."""
     from ..nn.admmnet import ADMMNet
 
-    if path in (None, "", "default"):
-        raise ValueError(
-            "admm-net: no model is shipped; train one for this calibration (napari-mpi train "
-            "admm-net --calibration CAL.mdf -o MODEL_DIR) and pass model=MODEL_DIR"
-        )
-    net, rows, card = load_signal_model(sm, path, "admm-net", ADMMNet, Path(path))
+    net, rows, card = load_signal_model(sm, path, "admm-net", ADMMNet, default_admmnet_path())
     sub = sm.select_rows(rows)
     fingerprint = sub.fingerprint()
     if net.operator_fingerprint != fingerprint:
@@ -45,7 +47,7 @@ def load_admmnet(sm: SystemMatrix, path: str | Path):
 
 
 def iter_admmnet(
-    sm: SystemMatrix, measurements: np.ndarray, model: str = "", device: str = "auto"
+    sm: SystemMatrix, measurements: np.ndarray, model: str = "default", device: str = "auto"
 ) -> Generator[Progress, None, np.ndarray]:
     """ADMM-Net inference on ``device``: b_max Net(b / b_max). Returns (frames, voxels)."""
     return (
@@ -73,6 +75,11 @@ def iter_train_admmnet(
     if config is None:
         config = ADMMNetConfig(**{k: v for k, v in options.items() if v is not None})
     arch = {"stages": config.stages, "features": config.features, "rho0": config.rho0}
+    if config.init_from is not None:  # a continued model keeps its sizes
+        from ..nn.checkpoint import read_card
+
+        start = read_card(config.init_from).get("architecture", {})
+        arch = {k: start.get(k, v) for k, v in arch.items()}
     mse = make_loss("mse")
 
     def build(sm: SystemMatrix, _output_scale: float) -> ADMMNet:
@@ -92,6 +99,7 @@ def iter_train_admmnet(
                           lambda out, y: mse(out["final"], y))],
             select=lambda out, y: mse(out["final"], y),
             config=config,
+            init_from=config.init_from,
             card_extra={"loss": "mse"},
         )
     )  # fmt: skip
@@ -103,9 +111,16 @@ register(
         title="ADMM-Net (unrolled ADMM, learned stages)",
         description="ADMM unrolled into a few stages with learned penalties, multiplier "
         "steps and a small CNN regulariser per stage; a model is trained for one system "
-        "matrix (napari-mpi train admm-net) and refuses others.",
+        "matrix (napari-mpi train admm-net; one is shipped for the preclinical-2d preset) "
+        "and refuses others.",
         params=(
-            Param("model", str, "", "model folder (napari-mpi train admm-net -o MODEL_DIR)"),
+            Param(
+                "model",
+                str,
+                "default",
+                "model folder (default: the one shipped for the preclinical-2d preset; "
+                "napari-mpi train admm-net -o MODEL_DIR for another calibration)",
+            ),
             DEVICE_PARAM,
         ),
         solve=iter_admmnet,

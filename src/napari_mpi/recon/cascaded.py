@@ -91,6 +91,8 @@ def iter_train_cascaded(
     lr_schedule: str = "cosine",
     snr_range: tuple[float, float] = (20.0, 40.0),
     architecture: dict | None = None,
+    init_from: str | Path | None = None,
+    phantom_mix: dict | None = None,
     command: str | None = None,
     device: str = "auto",
     resume: bool = False,
@@ -115,6 +117,11 @@ def iter_train_cascaded(
     init_lam : float or None
         Module 1's fully connected layer starts at the Tikhonov inverse with this relative
         weight (as ``pinv``'s ``lam``); None starts it at random.
+    init_from : path or None
+        Continue training this cascaded model folder: its rows, sizes, output scale and
+        weights (``architecture``, ``init_lam`` and ``snr_threshold`` are then not used).
+    phantom_mix : dict or None
+        Kind -> weight of the training phantoms (None: the default mix).
     Other parameters are those of :func:`napari_mpi.recon.dernet.iter_train_dernet`.
     """
     import torch
@@ -132,6 +139,13 @@ def iter_train_cascaded(
     if not (np.isfinite(ssim_weight) and 0 <= ssim_weight <= 1):
         raise ValueError(f"cascaded: ssim_weight must be in [0, 1], got {ssim_weight}")
     fn = make_loss(loss, ssim_weight)
+
+    if init_from is not None:
+        from ..nn.checkpoint import read_card
+
+        start = read_card(init_from).get("architecture", {})
+        architecture = {k: start[k] for k in ("width", "widths", "dropout") if k in start}
+        init_lam = None
 
     def build(sm: SystemMatrix, scale: float):
         net = CascadedNet(
@@ -181,6 +195,8 @@ def iter_train_cascaded(
             fresh_phantoms=fresh_phantoms,
             lr_schedule=lr_schedule,
             snr_range=snr_range,
+            phantom_mix=phantom_mix,
+            init_from=init_from,
             command=command,
             device=device,
             resume=resume,

@@ -1,8 +1,9 @@
 """Training the PP-MPI denoiser: phantoms plus Gaussian noise, not tied to a system matrix.
 
-Images are digit-like phantoms on random grids: MNIST-style digits (training split only) placed
-as in the DERnet paper, procedural strokes, two points and two tubes, each normalised to a
-maximum of 1, with Gaussian noise of a standard deviation drawn uniformly from
+Images are phantoms of a phantom mix (:mod:`napari_mpi.simulation.phantom_mix`: MNIST-style
+digits of the training split only, placed as in the DERnet paper, strokes, points, tubes,
+cones, vessel slices, concentration steps) on a 24 x 24 grid, each normalised to a maximum
+of 1, with Gaussian noise of a standard deviation drawn uniformly from
 ``noise_range`` (a blind denoiser: inside ADMM the error of the iterate is not known in
 advance). MSE loss, Adam; the best checkpoint on a fixed validation set is kept. Training runs on
 the one loop (:func:`napari_mpi.nn.training.iter_train`, recipe :class:`DenoiserRecipe`): an
@@ -22,31 +23,20 @@ from ..datasets import load_npz_images, split_indices
 from ..grid import Grid
 from ..nn.training import Recipe, Stage, iter_train
 from ..progress import Progress
-from ..simulation.phantoms import (
-    place_digit,
-    stroke_phantom,
-    two_points,
-    two_tubes,
-)
+from ..simulation.phantom_mix import PhantomMix
 from .training_config import DenoiserConfig
 
 
-def _phantom_batch(rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None):
+def _phantom_batch(
+    rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None, mix: dict
+) -> np.ndarray:
+    """``n`` clean (size, size) images of the phantom ``mix`` (digits from ``digits``)."""
     grid = Grid((1, size, size), fov=(0.0, 0.02, 0.02), center=(0.0, 0.0, 0.0))
+    sampler = PhantomMix(mix, has_digits=digits is not None)
     out = np.empty((n, size, size), dtype=np.float32)
     for i in range(n):
-        kind = rng.integers(4) if digits is not None else rng.integers(1, 4)
-        if kind == 0:
-            out[i] = place_digit(digits[rng.integers(digits.shape[0])], grid, rng)[0]
-        elif kind == 1:
-            out[i] = stroke_phantom(grid, seed=int(rng.integers(2**62))).data[0, 0]
-        elif kind == 2:
-            gap = rng.uniform(0.15, 0.6) * 0.02
-            out[i] = two_points(grid, gap, diameter=rng.uniform(0.05, 0.15) * 0.02).data[0, 0]
-        else:
-            out[i] = two_tubes(
-                grid, rng.uniform(0.05, 0.3) * 0.02, rng.uniform(0.04, 0.1) * 0.02
-            ).data[0, 0]
+        values, _ = sampler.draw(grid, rng, lambda: digits[rng.integers(digits.shape[0])])
+        out[i] = values[0]
     return out
 
 
@@ -77,7 +67,8 @@ class DenoiserRecipe(Recipe):
         self.modules["model"] = DenoiserRDN(**(c.architecture or {})).to(dev)
         val_rng = np.random.default_rng(c.seed + 1)
         yield Progress(0, 1, "validation images")
-        clean = torch.from_numpy(_phantom_batch(val_rng, 64, c.size, self.digits))[:, None]
+        images = _phantom_batch(val_rng, 64, c.size, self.digits, c.phantom_mix)
+        clean = torch.from_numpy(images)[:, None]
         sigma = torch.from_numpy(
             val_rng.uniform(*c.noise_range, size=(64, 1, 1, 1)).astype(np.float32)
         )
@@ -99,7 +90,8 @@ class DenoiserRecipe(Recipe):
         import torch
 
         c, rng, dev = self.config, self.rngs["data"], self.device
-        clean = torch.from_numpy(_phantom_batch(rng, c.batch, c.size, self.digits))[:, None]
+        images = _phantom_batch(rng, c.batch, c.size, self.digits, c.phantom_mix)
+        clean = torch.from_numpy(images)[:, None]
         sigma = torch.from_numpy(
             rng.uniform(*c.noise_range, size=(c.batch, 1, 1, 1)).astype(np.float32)
         )
@@ -139,6 +131,7 @@ class DenoiserRecipe(Recipe):
                 "source": str(self.source) if self.source else "procedural",
                 "image_size": c.size,
                 "noise_range": list(c.noise_range),
+                "phantom_mix": dict(c.phantom_mix),
             },
             "seed": c.seed,
             "training": {"steps": step, "batch": c.batch, "lr": c.lr},
@@ -158,6 +151,7 @@ def iter_train_denoiser(
     seed: int = 0,
     architecture: dict | None = None,
     validate_every: int = 200,
+    phantom_mix: dict | None = None,
     command: str | None = None,
     device: str = "auto",
     resume: bool = False,
@@ -166,11 +160,12 @@ def iter_train_denoiser(
 
     ``command`` is recorded in the card (default: this process's command line). Cancelling
     (closing the generator) keeps the best checkpoint saved so far. The parameters are the
-    fields of :class:`DenoiserConfig`.
+    fields of :class:`DenoiserConfig` (``phantom_mix`` None: the default mix).
     """
+    mix = {} if phantom_mix is None else {"phantom_mix": phantom_mix}
     config = DenoiserConfig(
         steps=steps, batch=batch, size=size, noise_range=tuple(noise_range), lr=lr, seed=seed,
         architecture=architecture, validate_every=validate_every, command=command,
-        device=device, resume=resume,
+        device=device, resume=resume, **mix,
     )  # fmt: skip
     return (yield from iter_train(DenoiserRecipe(config, source), output))

@@ -167,6 +167,7 @@ def iter_train_dernet(
     init: str = "random",
     init_from: str | Path | None = None,
     architecture: dict | None = None,
+    phantom_mix: dict | None = None,
     command: str | None = None,
     device: str = "auto",
     resume: bool = False,
@@ -179,7 +180,9 @@ def iter_train_dernet(
     iter_train`.
 
     Rows: those with calibration SNR >= ``snr_threshold`` (all when None). Data: pairs from
-    :mod:`napari_mpi.recon.training_data` (digits of the training / validation splits, SNR
+    :mod:`napari_mpi.recon.training_data` (phantoms of ``phantom_mix``, None: the default mix
+    of :mod:`napari_mpi.simulation.phantom_mix`, its digits from the training / validation
+    splits; SNR
     uniform in ``snr_range``, dB over the selected rows, 20-40 by default). MSE loss on
     b_max Net(b / b_max) (eq. 11; phantoms have maximum 1), Adam at ``lr`` (``lr_schedule``
     "cosine": decaying to lr / 100; ``fresh_noise``: new noise on the training pairs every
@@ -244,6 +247,7 @@ def iter_train_dernet(
             fresh_phantoms=fresh_phantoms,
             lr_schedule=lr_schedule,
             snr_range=snr_range,
+            phantom_mix=phantom_mix,
             initialise=None if init_from is not None else _initialiser(init, snr_range),
             init_from=init_from,
             command=command,

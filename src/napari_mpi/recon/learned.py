@@ -108,6 +108,8 @@ def load_signal_model(sm: SystemMatrix, path, method: str, model_class, default:
         net = build_model(
             model_class, state, card, folder, grid=tuple(card["architecture"]["grid"])
         )
+        if hasattr(net, "for_inference"):  # e.g. DERnet's faster inference form
+            net = net.for_inference()
         _MODELS[key] = (net, card)
     net, card = _MODELS[key]
     return net, rows, card

@@ -124,7 +124,7 @@ class SignalRecipe(Recipe):
     def prepare(self) -> Generator[Progress, None, None]:
         c, sm = self.config, self.sm
         yield Progress(0, 1, "making training data")
-        self.data = {"snr_range": c.snr_range, "seed": c.seed}
+        self.data = {"snr_range": c.snr_range, "seed": c.seed, "mix": c.phantom_mix}
         train = yield from iter_training_set(sm, self.source, c.num_train, split="train",
                                              **self.data)  # fmt: skip
         val = yield from iter_training_set(sm, self.source, c.num_val, split="val", **self.data)
@@ -133,7 +133,7 @@ class SignalRecipe(Recipe):
         if self.start is None:
             net = self.build(sm, float(np.median(ratio[np.isfinite(ratio)])))
         else:
-            net = self.build(sm, float(self.start["architecture"]["output_scale"]))
+            net = self.build(sm, float(self.start["architecture"].get("output_scale", 1.0)))
             try:
                 net.load_state_dict(self.start_state)
             except RuntimeError as exc:
@@ -252,6 +252,7 @@ class SignalRecipe(Recipe):
                 "snr_db": list(c.snr_range),
                 "fresh_noise": bool(c.fresh_noise),
                 "fresh_phantoms": bool(c.fresh_phantoms),
+                "phantom_mix": dict(c.phantom_mix),
             },
             "seed": c.seed,
         }
@@ -300,9 +301,9 @@ def iter_train_signal_model(
     (lower is better) that picks the checkpoint kept. Hyperparameters: ``config`` (a
     :class:`SignalConfig`), or its fields as keyword ``options`` (``snr_threshold``, ``batch``,
     ``lr``, ``seed``, ``num_train``, ``num_val``, ``fresh_noise``, ``fresh_phantoms``,
-    ``lr_schedule``, ``snr_range``, ``device``, ``resume``, ``command``; ``num_train`` /
-    ``num_val`` None mean 8100 / 900). ``initialise(net, train, val)``, if given, sets the new
-    network's starting weights from the training and validation
+    ``lr_schedule``, ``snr_range``, ``phantom_mix``, ``device``, ``resume``, ``command``;
+    ``num_train`` / ``num_val`` None mean 8100 / 900). ``initialise(net, train, val)``, if
+    given, sets the new network's starting weights from the training and validation
     :class:`~napari_mpi.recon.training_data.TrainingSet` and returns what the card records
     about it. ``init_from`` (a model folder of the same method) continues training that model
     instead: its rows (``snr_threshold`` is then ignored), output scale and weights; the

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nn.training import LR_SCHEDULES, TrainConfig
+from ..simulation.phantom_mix import DEFAULT_MIX, MIX_KINDS, check_mix, format_mix
 
 __all__ = [
     "DERNET_KEYS",
     "DERNET_SIZE_KEYS",
     "INITIALISATIONS",
     "LOSSES",
+    "MIX_HELP",
     "STRATEGIES",
     "ADMMNetConfig",
     "CascadedConfig",
@@ -43,6 +45,17 @@ DERNET_SIZE_KEYS = tuple(k for k, kind in DERNET_KEYS.items() if kind is int)
 STRATEGIES = ("end-to-end", "stage-wise")
 #: image losses (the names of :data:`napari_mpi.nn.losses.LOSSES`; a test checks they agree)
 LOSSES = ("mse", "l1", "l1+ssim")
+
+
+#: the help of every training's phantom-mix option
+MIX_HELP = (
+    f"training phantoms: KIND=WEIGHT pairs, kinds {', '.join(MIX_KINDS)} (see "
+    f"napari_mpi.simulation.phantom_mix; default {format_mix(DEFAULT_MIX)}; digit=1: digits "
+    "only, the DERnet paper's data)"
+)
+
+
+_MIX_META = {"help": MIX_HELP, "keys": dict.fromkeys(MIX_KINDS, float), "label": "phantom mix"}
 
 
 def check_snr_range(snr_range: tuple[float, float]) -> tuple[float, float]:
@@ -71,11 +84,15 @@ class SignalConfig(TrainConfig):
     fresh_noise : bool
         New noise (and SNRs) on the training pairs every epoch; validation pairs keep theirs.
     fresh_phantoms : bool
-        A new draw of training pairs every epoch (new placements of the same digits).
+        A new draw of training pairs every epoch (new placements of the same digits, new
+        objects of the mix's other kinds).
     lr_schedule : {"cosine", "constant"}
         Cosine decay from ``lr`` to lr / 100 over each phase, or constant.
     snr_range : (float, float)
         Training SNRs (dB, over the model's rows), uniform in this range.
+    phantom_mix : dict
+        Kind -> weight of the training phantoms (:mod:`napari_mpi.simulation.phantom_mix`);
+        ``{"digit": 1}`` is the DERnet paper's digits-only data.
     """
 
     epochs: int = field(default=15, metadata=_meta("training epochs", min=1))
@@ -96,8 +113,9 @@ class SignalConfig(TrainConfig):
     )  # fmt: skip
     fresh_phantoms: bool = field(
         default=False,
-        metadata=_meta("new placements of the training digits every epoch",
-                       label="new phantom placements every epoch"),
+        metadata=_meta("a new draw of training phantoms every epoch (new placements of the "
+                       "same digits, new objects of the other kinds)",
+                       label="new training phantoms every epoch"),
     )  # fmt: skip
     lr_schedule: str = field(
         default="cosine",
@@ -110,10 +128,12 @@ class SignalConfig(TrainConfig):
                        "(20 40, as the DERnet paper)", widget_names=("snr_low", "snr_high"),
                        labels=("training SNR from (dB)", "training SNR to (dB)")),
     )  # fmt: skip
+    phantom_mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX), metadata=_MIX_META)
 
     def check(self) -> None:
         super().check()
         self.snr_range = check_snr_range(self.snr_range)
+        self.phantom_mix = check_mix(self.phantom_mix)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         for name in ("num_train", "num_val"):
@@ -158,6 +178,11 @@ class ADMMNetConfig(SignalConfig):
         metadata=_meta("starting penalty of every stage, relative to ||A||_F^2 / N "
                        "(the admm method's default rho)", min=1e-9),
     )  # fmt: skip
+    init_from: str | None = field(
+        default=None,
+        metadata=_meta("continue training this model (its rows, architecture and weights)",
+                       metavar="MODEL_DIR", label="continue model (empty: new)", folder=True),
+    )  # fmt: skip
 
     def check(self) -> None:
         super().check()
@@ -194,6 +219,11 @@ class CascadedConfig(SignalConfig):
         default=0.01, metadata=_meta("module 1 starts at the Tikhonov inverse", hidden=True)
     )
     architecture: dict | None = field(default=None, metadata=_meta("sizes", hidden=True))
+    init_from: str | None = field(
+        default=None,
+        metadata=_meta("continue training this model (its rows, architecture and weights)",
+                       metavar="MODEL_DIR", label="continue model (empty: new)", folder=True),
+    )  # fmt: skip
 
 
 @dataclass
@@ -213,6 +243,8 @@ class DenoiserConfig(TrainConfig):
         Steps between validations (and after the last step).
     architecture : dict or None
         :class:`~napari_mpi.nn.denoiser.DenoiserRDN` parameters (None: its defaults).
+    phantom_mix : dict
+        Kind -> weight of the clean images (as the signal networks' training).
     """
 
     epochs: int = field(default=0, metadata={"hidden": True})  # steps and validate_every rule
@@ -229,8 +261,10 @@ class DenoiserConfig(TrainConfig):
         default=200, metadata=_meta("steps between validations", min=1, hidden=True)
     )
     architecture: dict | None = field(default=None, metadata=_meta("sizes", hidden=True))
+    phantom_mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX), metadata=_MIX_META)
 
     def check(self) -> None:
         super().check()
+        self.phantom_mix = check_mix(self.phantom_mix)
         if self.steps < 1 or self.batch < 1 or self.size < 8:
             raise ValueError("steps and batch must be >= 1 and size >= 8")
