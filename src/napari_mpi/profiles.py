@@ -71,11 +71,14 @@ def _prominence(p: np.ndarray, i: int) -> float:
 
     A side that reaches the profile's end without a higher sample does not limit the base
     (a line ending on a peak's flank does not hide it); the highest peak uses its lower side.
+    Peaks of equal height up to rounding (1e-9 of the maximum) are both the highest: which of
+    two mirror-image peaks comes out a last bit lower must not decide whether it is found.
     """
     bases = []
     ends = []
+    tol = 1e-9 * float(np.abs(p).max())
     for side in (p[: i + 1][::-1], p[i:]):
-        higher = np.flatnonzero(side > p[i])
+        higher = np.flatnonzero(side > p[i] + tol)
         (bases if higher.size else ends).append(
             side[: higher[0]].min() if higher.size else side.min()
         )
