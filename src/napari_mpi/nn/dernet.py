@@ -109,12 +109,13 @@ class DERnetInference(nn.Module):
             # sum_o,t' W[o, t'] (conv2 h)[o, t'] = sum_i,t h[i, t] W'[i, t]: a transposed conv
             folded = F.conv_transpose1d(w, conv2.weight, padding=conv2.padding[0])
             bias = linear.bias + (w * conv2.bias.view(1, -1, 1)).sum(dim=(1, 2))
+        # plain parameters, not new layers: building one would draw from torch's global RNG
         self.w1 = nn.Parameter(conv1.weight.detach().clone(), requires_grad=False)  # (c1, 2, 3)
         self.b1 = nn.Parameter(conv1.bias.detach().clone(), requires_grad=False)
-        self.fc = nn.Linear(folded.shape[1] * folded.shape[2], linear.out_features)
-        with torch.no_grad():
-            self.fc.weight.copy_(folded.reshape(linear.out_features, -1))
-            self.fc.bias.copy_(bias)
+        self.fc_weight = nn.Parameter(
+            folded.reshape(linear.out_features, -1).contiguous(), requires_grad=False
+        )
+        self.fc_bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
         self.branch1, self.branch3, self.branch5 = net.branch1, net.branch3, net.branch5
         self.merge, self.attention, self.fuse = net.merge, net.attention, net.fuse
         self.unet, self.head = net.unet, net.head
@@ -130,7 +131,8 @@ class DERnetInference(nn.Module):
         h = self.b1.view(1, -1, 1).expand(signal.shape[0], -1, rows).clone()
         for k in range(3):
             h += torch.einsum("oi,bit->bot", self.w1[:, :, k], padded[:, :, k : k + rows])
-        i1 = self.fc(torch.relu_(h).flatten(1)).view(-1, self.c2, *self.grid)
+        i1 = F.linear(torch.relu_(h).flatten(1), self.fc_weight, self.fc_bias)
+        i1 = i1.view(-1, self.c2, *self.grid)
         i1 = i1.contiguous(memory_format=torch.channels_last)
         i2 = self.merge(torch.cat([i1, self.branch1(i1), self.branch3(i1), self.branch5(i1)], 1))
         i3 = self.fuse(self.attention(i2))

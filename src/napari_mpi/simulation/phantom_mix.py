@@ -160,8 +160,8 @@ def _tubes(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     d = rng.uniform(0.6, 3.0)
     gap = max(rng.uniform(1.2, 7.0), d * 1.05)
     length = rng.uniform(0.3, 0.9) * 2 * float(cv.half.min())
-    u, n = _direction(rng), None
-    n = np.array([-u[1], u[0]])
+    u = _direction(rng)
+    n = np.array([-u[1], u[0]])  # across the rods
     c = cv.position(rng, gap / 2 + d)
     rods = [(c + s * n * gap / 2, rng.uniform(0.5, 1.0)) for s in (-1, 1)]
     if rng.random() < 0.25:
