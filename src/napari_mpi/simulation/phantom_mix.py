@@ -25,7 +25,8 @@ their weights (:data:`DEFAULT_MIX` unless given):
     concentration phantom's idea at random positions and levels).
 
 Sizes are in voxels of the target grid (the mean of its x and y voxel edges), so the mix
-suits any 2D grid; positions keep every object inside the field of view. Shapes are
+suits any 2D grid; positions keep the points and squares inside the field of view and the
+other objects' centres (long tubes and cones may run out of it, as in a real scan). Shapes are
 rasterised with 3 x 3 points per voxel (partial volume). Every phantom has a maximum of 1.
 Everything is deterministic given the random generator. The fixed objects of the
 out-of-distribution benchmark (the public phantoms' analogues, centred point and tube pairs
