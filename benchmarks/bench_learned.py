@@ -309,17 +309,22 @@ def main() -> None:
                 f"--merge: {args.json} holds SNRs {old_snrs} on {old.get('digits')} digits; "
                 f"{args.snr} on {args.digits} digits do not fit in it"
             )
-        for label, entry in results["methods"].items():
-            old["methods"].setdefault(label, {}).update(entry)
-        old.setdefault("merged_runs", []).append(
-            {"methods": sorted(results["methods"]), "seconds": results["seconds"],
-             "machine": results["machine"]}
-        )  # fmt: skip
-        results = old
+        results = merge_methods(old, results, {"machine": results["machine"]})
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
+
+
+def merge_methods(old: dict, results: dict, extra: dict | None = None) -> dict:
+    """``old`` results with the methods (and SNRs) of ``results`` added or replaced, and the
+    run listed under ``merged_runs`` (its methods, seconds and ``extra``)."""
+    for label, entry in results["methods"].items():
+        old["methods"].setdefault(label, {}).update(entry)
+    old.setdefault("merged_runs", []).append(
+        {"methods": sorted(results["methods"]), "seconds": results["seconds"], **(extra or {})}
+    )
+    return old
 
 
 def _record(results, label, snr, s, batch, one, params, val_psnr) -> None:

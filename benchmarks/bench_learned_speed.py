@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +33,18 @@ from napari_mpi.simulation import get_preset, scanner_grid, simulate_system_matr
 from napari_mpi.simulation.noise import add_noise
 from napari_mpi.simulation.phantoms import stroke_phantom
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_reconstruction  # its best_of
+
 SCANNER_FRAMES_PER_S = 1 / 652.8e-6
 
 
 def best_of(fn, repeat: int) -> float:
-    fn()  # warm up (allocations, one-off layout conversions)
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Best of ``repeat`` timed calls after one warm-up call (allocations, one-off layout
+    conversions)."""
+    fn()
+    return bench_reconstruction.best_of(fn, repeat)
 
 
 def main() -> None:

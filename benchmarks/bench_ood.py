@@ -229,12 +229,7 @@ def main() -> None:
             map(str, old["snr_db"])
         ):
             raise SystemExit(f"--merge: {args.json} holds other objects or SNRs")
-        for label, entry in results["methods"].items():
-            old["methods"].setdefault(label, {}).update(entry)
-        old.setdefault("merged_runs", []).append(
-            {"methods": sorted(results["methods"]), "seconds": results["seconds"]}
-        )
-        results = old
+        results = bl.merge_methods(old, results)
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

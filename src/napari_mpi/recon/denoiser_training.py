@@ -28,11 +28,10 @@ from .training_config import DenoiserConfig
 
 
 def _phantom_batch(
-    rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None, mix: dict
+    rng: np.random.Generator, n: int, size: int, digits: np.ndarray | None, sampler: PhantomMix
 ) -> np.ndarray:
-    """``n`` clean (size, size) images of the phantom ``mix`` (digits from ``digits``)."""
+    """``n`` clean (size, size) images drawn by ``sampler`` (digits from ``digits``)."""
     grid = Grid((1, size, size), fov=(0.0, 0.02, 0.02), center=(0.0, 0.0, 0.0))
-    sampler = PhantomMix(mix, has_digits=digits is not None)
     out = np.empty((n, size, size), dtype=np.float32)
     for i in range(n):
         values, _ = sampler.draw(grid, rng, lambda: digits[rng.integers(digits.shape[0])])
@@ -64,10 +63,11 @@ class DenoiserRecipe(Recipe):
             if images.ndim != 3:
                 raise ValueError(f"denoiser source {self.source}: needs (n, h, w) images")
             self.digits = images[split_indices(images.shape[0], "train")]
+        self.sampler = PhantomMix(c.phantom_mix, has_digits=self.digits is not None)
         self.modules["model"] = DenoiserRDN(**(c.architecture or {})).to(dev)
         val_rng = np.random.default_rng(c.seed + 1)
         yield Progress(0, 1, "validation images")
-        images = _phantom_batch(val_rng, 64, c.size, self.digits, c.phantom_mix)
+        images = _phantom_batch(val_rng, 64, c.size, self.digits, self.sampler)
         clean = torch.from_numpy(images)[:, None]
         sigma = torch.from_numpy(
             val_rng.uniform(*c.noise_range, size=(64, 1, 1, 1)).astype(np.float32)
@@ -90,7 +90,7 @@ class DenoiserRecipe(Recipe):
         import torch
 
         c, rng, dev = self.config, self.rngs["data"], self.device
-        images = _phantom_batch(rng, c.batch, c.size, self.digits, c.phantom_mix)
+        images = _phantom_batch(rng, c.batch, c.size, self.digits, self.sampler)
         clean = torch.from_numpy(images)[:, None]
         sigma = torch.from_numpy(
             rng.uniform(*c.noise_range, size=(c.batch, 1, 1, 1)).astype(np.float32)
