@@ -97,3 +97,13 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     rl, raw = enh["methods"]["richardson-lucy"], enh["methods"]["degraded input"]
     assert rl["psnr"] > raw["psnr"] + 2 and rl["ssim"] > raw["ssim"]
     assert "enhancement:" in text and "richardson-lucy" in text
+    assert "dcgan" not in enh["methods"]  # a 2D model: the deblurring step runs it
+    # the x-space deblurring step: two tubes, nominal-PSF deconvolution against DC_GAN
+    deb = report["deblurring"]
+    assert set(deb["methods"]) == {"native", "wiener (nominal PSF)",
+                                   "richardson-lucy (nominal PSF)", "dcgan"}  # fmt: skip
+    for name in deb["files"].values():
+        assert (tmp_path / name).exists()
+    native, gan = deb["methods"]["native"], deb["methods"]["dcgan"]
+    assert not native["resolved"] and gan["resolved"] and gan["ssim"] > native["ssim"] + 0.3
+    assert "x-space deblurring:" in text

@@ -171,7 +171,8 @@ def test_bad_inputs_each_get_one_message(make_napari_viewer, volumes, sync, noti
         layer_request(labels)
     viewer.add_image(np.ones((16, 16), np.float32), name="slice")
     w.image.value = viewer.layers["slice"]
-    refused("'slice' is a 2D image (shape (16, 16))")
+    refused("'slice' is a 2D image (shape (16, 16)); this enhancement method takes a 3D volume")
+    assert "(dcgan take 2D images)" in w.status.value
     viewer.add_image(np.zeros((8, 8, 8), np.float32), name="blank")
     refused("'blank' holds no signal")
     holes = scan.data[0].copy()
@@ -289,3 +290,56 @@ def test_docked_from_the_plugin_menu_keeps_the_window_width(make_napari_viewer, 
     assert window.width() == width and w.native.width() <= dock_width + 1
     shot = viewer.screenshot(canvas_only=False, flash=False)
     assert shot.shape[1] <= width + 2  # the window as the user sees it, no wider
+
+
+@pytest.fixture(scope="module")
+def dcgan_model(tmp_path_factory):
+    from napari_mpi.cli import main
+
+    out = tmp_path_factory.mktemp("dcgan") / "model"
+    argv = ["train", "dcgan", "--train-images", "6", "--val-images", "2", "--epochs", "1",
+            "--steps-per-epoch", "2", "--batch", "2", "--crop", "32", "--width", "4",
+            "--blocks", "2", "--d-width", "8", "--y-iterations", "5", "--patches", "16",
+            "--head-width", "16", "-o", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_dcgan_enhances_a_2d_layer_and_a_volume_slice_by_slice(
+    make_napari_viewer, volumes, dcgan_model, sync, notifications
+):
+    viewer = make_napari_viewer()
+    added = viewer.open_sample("napari-mpi", "xspace-tubes")
+    assert [la.name for la in added] == ["two tubes (1.8 mm gap)", "x-space native (40 dB)"]
+    w = EnhancementWidget(viewer)
+    native = viewer.layers["x-space native (40 dB)"]
+    assert w.image.value is native  # the 2D image, not the phantom
+    w.method.value = "richardson-lucy"
+    w.start()  # a 3D method refuses the 2D layer before any work, and says which one takes it
+    assert w.state == "failed" and "(dcgan take 2D images)" in w.status.value
+    w.method.value = "dcgan"
+    assert [p.name for p in w.params] == ["model", "device", "axis", "allow_mismatch"]
+    w.params["model"].value = str(dcgan_model)
+    w.start()
+    assert w.state == "done", w.status.value
+    result = viewer.layers["x-space native (40 dB) (dcgan)"]
+    assert result.data.shape == native.data.shape == (101, 101)
+    np.testing.assert_allclose(result.scale, native.scale)
+    np.testing.assert_allclose(result.translate, native.translate)
+    assert result.data.min() >= 0 and result.data.max() > 0
+    # a volume needs an axis; given one, every slice is enhanced and the grid kept
+    from napari.layers import Layer
+
+    _, scan = volumes
+    viewer.add_layer(Layer.create(*image_layer(scan, "scan", kind="xspace")))
+    assert w.image.value.name == "scan"
+    w.start()
+    assert w.state == "failed" and "choose the axis" in w.status.value
+    assert "scan (dcgan)" not in viewer.layers
+    w.params["axis"].value = "z"
+    w.params["allow_mismatch"].value = True  # 1 mm voxels, the model's are 0.198 mm
+    w.start()
+    assert w.state == "done", w.status.value
+    out = viewer.layers["scan (dcgan)"]
+    assert out.data.shape == scan.data.shape[1:]
+    np.testing.assert_allclose(out.scale, viewer.layers["scan"].scale)

@@ -4,6 +4,7 @@ bad settings are reported without touching an existing model."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -363,3 +364,63 @@ def test_background_threads_are_lowered_once():
     assert seen == [min(19, main + BACKGROUND_NICENESS)] * 3
     lower_thread_priority()  # the main thread itself is never lowered
     assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main
+
+
+def test_dcgan_trains_in_the_widget_with_every_loss_term_plotted(widget, tmp_path, monkeypatch):
+    """A GAN's several losses (generators, discriminators, GAN, contrastive, identity) are
+    each recorded and drawn as a line of their own."""
+    monkeypatch.setenv("NAPARI_MPI_SYNC", "1")
+    widget.method.value = "dcgan"
+    assert shown(widget.phantoms) and not shown(widget.calibration)
+
+    def set_option(name, value):
+        widget.fields[widget._keys["dcgan"][name]][1][0].value = value
+
+    for name, value in (("train_images", 6), ("val_images", 2), ("epochs", 2),
+                        ("steps_per_epoch", 2), ("batch", 2), ("crop", 32), ("width", 4),
+                        ("blocks", 2), ("d_width", 8), ("y_iterations", 5), ("patches", 16),
+                        ("head_width", 16)):  # fmt: skip
+        set_option(name, value)
+    widget.output.value = tmp_path / "dcgan"
+    widget.start()
+    assert widget.state == "done", widget.status.value
+    card = json.loads((tmp_path / "dcgan" / "card.json").read_text())
+    assert card["method"] == "dcgan" and card["architecture"]["width"] == 4
+    terms = widget.history["terms"]
+    assert set(terms) == {"loss_d", "loss_gan", "loss_con", "loss_idt"}
+    assert all(len(v) == len(widget.history["loss"]) == 4 for v in terms.values())
+    assert widget.val_key == "val_psnr" and len(widget.history["val"]) == 2
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(200):  # the plot is drawn in the canvas's render thread
+        QApplication.processEvents()
+        if widget._term_lines and len(widget._term_lines) == 4:
+            break
+        time.sleep(0.05)
+    assert sorted(widget._term_lines) == sorted(terms)
+    assert list(widget._term_lines["loss_d"].get_ydata()) == terms["loss_d"]
+
+
+def test_a_method_shows_its_own_defaults_whatever_was_shown_before(make_napari_viewer):
+    """Fields shared by name (steps per epoch, the SNR range, blocks) take the chosen
+    method's defaults, not those left by the method that created or last used them; a value
+    the user typed is kept while the methods share the field."""
+    from napari_mpi.enhance.dcgan_config import DCGANConfig
+    from napari_mpi.nn.trainers import options
+
+    w = TrainingWidget(make_napari_viewer())
+
+    def value(name):
+        option = {o.name: o for o in options(DCGANConfig)}[name]
+        widgets = w.fields[w._keys["dcgan"][name]][1]
+        return tuple(x.value for x in widgets) if option.kind == "pair" else widgets[0].value
+
+    for start in ("dernet", "rcan3d", "csdnet"):
+        w.method.value = start
+        w.method.value = "dcgan"
+        defaults = DCGANConfig()
+        for name in ("steps_per_epoch", "blocks", "snr_range", "epochs", "batch", "lr"):
+            assert value(name) == pytest.approx(getattr(defaults, name)), (start, name)
+    w.epochs.value = 7  # the user's own value survives a switch between methods sharing it
+    w.method.value = "unet3d"
+    assert w.epochs.value == 7

@@ -1,7 +1,9 @@
 """The Enhancement dock widget: sharpen a 3D image layer with any registered enhancement
 method (deconvolution, the learned networks) in a thread worker, and add the result as a new
 layer on the input's grid (same ``scale`` and ``translate``, so it overlays the input and the
-phantom). The input layer is never modified.
+phantom). The input layer is never modified. A method registered with
+``extra["accepts_2d"]`` (``dcgan``) also takes 2D image layers (y, x); on a 3D layer it works
+slice by slice along the axis chosen in its fields.
 
 The methods and their fields come from the registry (``methods(task="enhance")`` and each
 method's ``params``), so a new method appears here without changes; a text parameter named
@@ -65,16 +67,23 @@ def _layer_kind(layer) -> str:
 
 
 # -- from a layer to a request and a volume -----------------------------------------------------
-def layer_request(layer) -> dict:
+def two_d_methods() -> list[str]:
+    """The enhancement methods that take 2D images (``extra["accepts_2d"]``)."""
+    return [m.name for m in methods(task="enhance") if m.extra.get("accepts_2d")]
+
+
+def layer_request(layer, allow_2d: bool = False) -> dict:
     """What the worker needs from an image layer, read on the main thread without copying
-    the data; ValueError (naming the layer) for a layer that is no 3D image in space.
+    the data; ValueError (naming the layer) for a layer that is no 3D image in space (or,
+    with ``allow_2d``, no 2D image either: a method such as ``dcgan`` takes (y, x) images).
 
     Returns
     -------
     dict
         ``name``, ``data`` (the layer's array, not copied), ``frames`` (1, or the frame count
-        of a (frames, z, y, x) layer), ``scale`` and ``translate`` (the layer's, mm),
-        ``metadata`` (the image's own metadata, e.g. its ``degradation`` card).
+        of a (frames, z, y, x) layer), ``grid_shape`` (z, y, x; z = 1 for a 2D image),
+        ``scale`` and ``translate`` (the layer's, mm), ``metadata`` (the image's own
+        metadata, e.g. its ``degradation`` card).
     """
     from napari.layers import Image
 
@@ -106,16 +115,21 @@ def layer_request(layer) -> dict:
         frames = shape[0] if len(shape) == 4 else 1
         grid_shape = shape[-3:] if len(shape) >= 3 else (1, *shape)
         metadata = {k: v for k, v in layer.metadata.items() if k not in ("mpi_image", "kind")}
-    if (
+    flat_2d = grid_shape[0] == 1 and min(grid_shape[1:]) >= 2 and len(shape) in (2, 3)
+    if allow_2d and flat_2d and (len(shape) == 2 or frames == shape[0]):
+        pass  # a 2D image (or frames of one), for a method that takes 2D images
+    elif (
         len(shape) not in (3, 4)
         or any(n < 2 for n in grid_shape)
         or (len(shape) == 4 and (frames != shape[0]))
     ):
         what = f"{len(shape)}-D layer" if len(shape) not in (2, 3, 4) else "2D image"
         frame_text = f" with {frames} frames" if frames > 1 else ""
+        flat = two_d_methods()
+        hint = f" ({', '.join(flat)} take 2D images)" if flat and flat_2d else ""
         raise ValueError(
-            f"image: '{layer.name}' is a {what}{frame_text} (shape {shape}); the enhancement "
-            "methods take a 3D volume (z, y, x) with at least 2 voxels along each axis"
+            f"image: '{layer.name}' is a {what}{frame_text} (shape {shape}); this enhancement "
+            "method takes a 3D volume (z, y, x) with at least 2 voxels along each axis" + hint
         )
     metadata.pop("mpi_image", None)
     metadata.pop("kind", None)
@@ -123,6 +137,7 @@ def layer_request(layer) -> dict:
         "name": layer.name,
         "data": data,
         "frames": frames,
+        "grid_shape": tuple(int(n) for n in grid_shape),
         "scale": tuple(float(s) for s in layer.scale),
         "translate": tuple(float(t) for t in layer.translate),
         "metadata": metadata,
@@ -136,9 +151,8 @@ def request_volume(req: dict) -> MPIImage:
     centre (m); ValueError naming the layer for NaN or infinite voxels or an all-zero volume.
     """
     name = req["name"]
-    data = np.array(req["data"], dtype=np.float32).reshape(
-        (req["frames"], *np.shape(req["data"])[-3:])
-    )
+    grid_shape = tuple(req.get("grid_shape") or np.shape(req["data"])[-3:])
+    data = np.array(req["data"], dtype=np.float32).reshape((req["frames"], *grid_shape))
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise ValueError(
@@ -147,8 +161,11 @@ def request_volume(req: dict) -> MPIImage:
         )
     if not np.any(data):
         raise ValueError(f"image: '{name}' holds no signal (every voxel is 0); nothing to enhance")
-    scale = np.asarray(req["scale"][-3:], dtype=np.float64) * 1e-3
-    translate = np.asarray(req["translate"][-3:], dtype=np.float64) * 1e-3
+    spatial = 3 if grid_shape[0] > 1 else 2  # a 2D image's layer has (y, x) scales only
+    scale = np.asarray(req["scale"][-spatial:], dtype=np.float64) * 1e-3
+    translate = np.asarray(req["translate"][-spatial:], dtype=np.float64) * 1e-3
+    if spatial == 2:  # a thin z axis (no extent), as the simulator's 2D grids
+        scale, translate = np.r_[0.0, scale], np.r_[0.0, translate]
     shape = np.asarray(data.shape[1:])
     fov = scale * shape
     center = translate + (shape - 1) * scale / 2
@@ -184,7 +201,8 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         self.viewer = viewer
         self.image = ComboBox(
             label="image", choices=self._images,
-            tooltip="a 3D image layer (z, y, x): a reconstruction, a layered scan, a file",
+            tooltip="a 3D image layer (z, y, x): a reconstruction, a layered scan, a file; "
+            "2D (y, x) images for dcgan",
         )  # fmt: skip
         self.method = ComboBox(label="method", choices=enhance_names())
         self.about = status_label("", label="")
@@ -211,11 +229,13 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         ]
 
     def _pick_newest(self) -> None:
-        """Choose the newest 3D image that is neither a phantom nor an enhanced result."""
-        for layer in reversed(self._images()):
-            if layer.metadata.get("kind") not in _NOT_INPUTS and layer.ndim >= 3:
-                self.image.value = layer
-                return
+        """Choose the newest 3D image that is neither a phantom nor an enhanced result (or the
+        newest such 2D image when there is no 3D one)."""
+        candidates = [la for la in reversed(self._images())
+                      if la.metadata.get("kind") not in _NOT_INPUTS]  # fmt: skip
+        for layer in [la for la in candidates if la.ndim >= 3] + candidates:
+            self.image.value = layer
+            return
 
     def _follow_layers(self, event=None) -> None:
         """Refresh the choices; a new 3D input layer (not a result) becomes the choice."""
@@ -226,7 +246,7 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
             and getattr(event, "type", "") == "inserted"
             and layer in set(self.image.choices)
         ):
-            if layer.metadata.get("kind") not in _NOT_INPUTS and layer.ndim >= 3:
+            if layer.metadata.get("kind") not in _NOT_INPUTS and layer.ndim >= 2:
                 self.image.value = layer
 
     def _show_params(self, name: str) -> None:
@@ -271,10 +291,11 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
         try:
             if method is None:
                 raise ValueError("method: no enhancement method is registered")
-            params = get_method(method, task="enhance").check_params(self.param_values())
+            entry = get_method(method, task="enhance")
+            params = entry.check_params(self.param_values())
             if self.image.value is None:
                 raise ValueError(self._no_image_reason())
-            req = layer_request(self.image.value)
+            req = layer_request(self.image.value, allow_2d=bool(entry.extra.get("accepts_2d")))
         except ValueError as exc:
             self.fail(exc)
             return

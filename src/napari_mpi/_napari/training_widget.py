@@ -24,7 +24,7 @@ from ..progress import Progress
 from ..recon.training_config import check_snr_range
 from . import _workers, view
 from ._messages import status_label
-from ._plot import BackgroundCanvas, ThemedPlotMixin, style_axes, theme_colors
+from ._plot import BackgroundCanvas, ThemedPlotMixin, style_axes, style_legend, theme_colors
 
 if TYPE_CHECKING:
     import napari
@@ -40,6 +40,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: validation numbers plotted (the first a method reports): signal networks' PSNR, the
 #: enhancement networks' PSNR, the denoiser's gain over its noisy input
 VAL_KEYS = ("val_psnr_db", "val_psnr", "val_gain_db")
+#: colours of the terms of a loss with several (a GAN's "loss_d", "loss_gan", ...)
+TERM_COLORS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 
 def trainable_names() -> list[str]:
@@ -87,6 +89,35 @@ def _option_widgets(option) -> list:
         edit.tooltip = option.help
         return [edit]
     return []  # dict-valued options have their own controls (e.g. DERnet's dropout)
+
+
+def _field_value(option, widgets, value=None):
+    """A comparable form of a field's value (``widgets``) or of a config value (``value``)."""
+    if widgets is None:
+        if option.kind == "pair" and option.meta.get("nargs") == "+":
+            return " ".join(str(v) for v in value)
+        if option.kind == "pair":
+            return tuple(float(v) for v in value)
+        if option.name == "phantom_mix":
+            from ..simulation.phantom_mix import format_mix
+
+            return format_mix(value)
+        return value
+    if option.kind == "pair" and option.meta.get("nargs") != "+":
+        return tuple(float(w.value) for w in widgets)
+    return widgets[0].value
+
+
+def _set_field(option, widgets, value) -> None:
+    """Show the config value ``value`` in the field's widgets."""
+    if option.kind == "path":
+        return
+    shown = _field_value(option, None, value)
+    if option.kind == "pair" and option.meta.get("nargs") != "+":
+        for w, v in zip(widgets, shown, strict=True):
+            w.value = v
+    else:
+        widgets[0].value = shown
 
 
 class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
@@ -173,7 +204,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
                      *self.data_files.values(),
                      *generated, self.dropout, self.output, self.overwrite,
                      *self._run_controls("Train"), self.phase])  # fmt: skip
-        self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val": []}
+        self.history: dict = {"step": [], "loss": [], "val_step": [], "val": [], "terms": {}}
         self.val_key = ""
         self._last_phase, self._last_phase_text = None, -float("inf")
         self.card: dict | None = None
@@ -181,6 +212,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         # window (and repaint napari's canvas) in the middle of a training
         self._canvas = BackgroundCanvas(self)
         self._lines = None  # (loss line, validation line, run id), made by the render thread
+        self._term_lines: dict = {}  # a line per loss term (GANs), made by the render thread
         self._run_id = 0
         self._last_draw = 0.0
         self._drawn = (0, 0)  # (loss points, validation points) shown; nothing to draw yet
@@ -214,22 +246,27 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         return any(i.kind == "mdf" and i.required for i in entry.inputs)
 
     def _method_changed(self, _=None) -> None:
-        """Show the new method's fields; those still at the old method's default take the
-        new one's (e.g. epochs 15 for DERnet, 20 for the cascaded network)."""
+        """Show the new method's fields with the new method's defaults: a field the old method
+        showed too keeps a value the user changed and otherwise takes the new default (e.g.
+        epochs 15 for DERnet, 20 for the cascaded network); a field the old method did not
+        show (its value left by whichever method used it last) takes the new default."""
         from ..nn.trainers import options
 
         old = {o.name: o.default for o in options(self._entries[self._previous].config)}
         keys, old_keys = self._keys[self.method.value], self._keys[self._previous]
         for option in options(self._entries[self.method.value].config):
             key = keys.get(option.name)
-            if key is None or option.name not in old or old_keys.get(option.name) != key:
+            if key is None or option.default is None:
                 continue
             widgets = self.fields[key][1]
-            before, after = old[option.name], option.default
-            if option.kind == "pair" or before is None or after is None:
-                continue
-            if widgets[0].value == before and before != after:
-                widgets[0].value = after
+            shown_before = option.name in old and old_keys.get(option.name) == key
+            if shown_before:
+                before = old[option.name]
+                if before is None or before == option.default:
+                    continue
+                if _field_value(option, widgets) != _field_value(option, None, before):
+                    continue  # the user's own value
+            _set_field(option, widgets, option.default)
         self._previous = self.method.value
         self._toggle()
 
@@ -399,6 +436,10 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         if "loss" in info and phase != "validating":
             self.history["step"].append(info.get("step", step.done))
             self.history["loss"].append(info["loss"])
+            # the terms of a loss with several (a GAN's loss_d, loss_gan, ...), each plotted
+            for key, value in info.items():
+                if key.startswith("loss_") and isinstance(value, (int, float)):
+                    self.history["terms"].setdefault(key, []).append(float(value))
         key = next((k for k in VAL_KEYS if k in info), None)
         if key is not None:
             self.val_key = key
@@ -419,7 +460,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         except (ValueError, OSError, KeyError) as exc:
             self.fail(exc)
             return
-        self.history = {"step": [], "loss": [], "val_step": [], "val": []}
+        self.history = {"step": [], "loss": [], "val_step": [], "val": [], "terms": {}}
         self.val_key, self.card, self._written = "", None, None
         self._last_phase, self._last_phase_text = None, -float("inf")
         self._run_id += 1  # a new run draws new axes
@@ -456,7 +497,8 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         on the 2-core test machine)."""
         self._last_draw = time.monotonic()
         self._drawn = (len(self.history["loss"]), len(self.history["val"]))
-        h = {key: list(values) for key, values in self.history.items()}
+        h = {key: list(values) for key, values in self.history.items() if key != "terms"}
+        h["terms"] = {key: list(values) for key, values in self.history.get("terms", {}).items()}
         gain = self.val_key == "val_gain_db"
         label = "validation gain (dB)" if gain else "validation PSNR (dB)"
         colors, run = theme_colors(self.viewer), self._run_id
@@ -480,12 +522,22 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
             (loss,) = ax.plot([], [], lw=0.8, color="tab:blue", label="training loss")
             (val,) = ax2.plot([], [], "o-", color="tab:orange", ms=3)
             self._lines = (loss, val, run)
+            self._term_lines = {}
         loss, val, _ = self._lines
         ax, ax2 = loss.axes, val.axes
         loss.set_data(h["step"], h["loss"])
-        if h["loss"]:
-            # log only when the loss spans more than a decade (else its ticks are unreadable)
-            low, high = min(h["loss"]), max(h["loss"])
+        values = list(h["loss"])
+        for i, (key, term) in enumerate(sorted(h.get("terms", {}).items())):
+            if key not in self._term_lines:
+                color = TERM_COLORS[i % len(TERM_COLORS)]
+                (self._term_lines[key],) = ax.plot([], [], lw=0.6, color=color, label=key)
+                style_legend(ax.legend(fontsize="x-small", loc="upper right"), colors)
+            steps = h["step"][-len(term) :] if term else []
+            self._term_lines[key].set_data(steps, term)
+            values += term
+        if values:
+            # log only when the losses span more than a decade (else the ticks are unreadable)
+            low, high = min(values), max(values)
             ax.set_yscale("log" if low > 0 and high > 10 * low else "linear")
         val.set_data(h["val_step"], h["val"])
         val.set_label(label)

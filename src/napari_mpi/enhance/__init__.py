@@ -3,7 +3,9 @@
 (:mod:`.deconvolution`, registered as ``richardson-lucy`` and ``wiener`` by :mod:`.methods`),
 tiled application (:mod:`.tiling`), and the learned methods (:mod:`.learned`: ``csdnet``,
 ``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``; trained by :mod:`.training` with the recipes
-of :mod:`.recipes`).
+of :mod:`.recipes`), and DC_GAN for 2D x-space images (:mod:`.dcgan`, trained on the unpaired
+domains of :mod:`.unpaired` by :mod:`.dcgan_recipe`; the mismatched PSF it is made for is
+:mod:`napari_mpi.simulation.psf_mismatch`).
 
 torch is never imported here; every module works with numpy and scipy. Called,
 ``napari_mpi.enhance(image, method, **params)`` runs a registered enhancement method.

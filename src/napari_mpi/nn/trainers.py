@@ -238,6 +238,18 @@ def _train_enhancer(method: str) -> Callable:
     return train
 
 
+def _train_dcgan(config, output, phantoms=None, **_unused):
+    from ..enhance.dcgan_recipe import iter_train_dcgan
+
+    return iter_train_dcgan(config, output, phantoms)
+
+
+def _dcgan_summary(card: dict) -> str:
+    from ..enhance.dcgan_recipe import summary
+
+    return summary(card)
+
+
 def _enhancer_summary(card: dict) -> str:
     from ..enhance.training import summary
 
@@ -353,3 +365,14 @@ def _load_builtins() -> None:
             _enhancer_summary, f"train {title} to sharpen z-blurred 3D volumes ({ref})",
             order=200 + order, label=label,
         ))  # fmt: skip
+    from ..enhance.dcgan_config import DCGANConfig
+
+    register_trainable(Trainable(
+        "dcgan", "DC_GAN (unpaired 2D x-space deblurring)", "enhance", DCGANConfig,
+        _train_dcgan,
+        (Input("phantoms", "MNIST-style .npz of digits (training split: the domains; "
+               "validation split: checkpoint choice); procedural shapes when omitted"),),
+        _dcgan_summary,
+        "train DC_GAN to deblur 2D x-space images from unpaired native / deconvolved images "
+        "(Zhang et al., IJMPI 2023)", order=260, label="DC_GAN",
+    ))  # fmt: skip

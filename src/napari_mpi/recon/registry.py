@@ -237,6 +237,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "napari_mpi.recon.admmnet": ("admm-net",),
     "napari_mpi.enhance.methods": ("richardson-lucy", "wiener"),
     "napari_mpi.enhance.learned": ("csdnet", "unet3d", "edsr3d", "rcan3d", "rrdb3d"),
+    "napari_mpi.enhance.dcgan": ("dcgan",),
 }
 _LOADED: set[str] = set()
 
