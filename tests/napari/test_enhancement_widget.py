@@ -172,7 +172,7 @@ def test_bad_inputs_each_get_one_message(make_napari_viewer, volumes, sync, noti
     viewer.add_image(np.ones((16, 16), np.float32), name="slice")
     w.image.value = viewer.layers["slice"]
     refused("'slice' is a 2D image (shape (16, 16)); this enhancement method takes a 3D volume")
-    assert "(dcgan take 2D images)" in w.status.value
+    assert "(dcgan takes 2D images)" in w.status.value
     viewer.add_image(np.zeros((8, 8, 8), np.float32), name="blank")
     refused("'blank' holds no signal")
     holes = scan.data[0].copy()
@@ -316,7 +316,7 @@ def test_dcgan_enhances_a_2d_layer_and_a_volume_slice_by_slice(
     assert w.image.value is native  # the 2D image, not the phantom
     w.method.value = "richardson-lucy"
     w.start()  # a 3D method refuses the 2D layer before any work, and says which one takes it
-    assert w.state == "failed" and "(dcgan take 2D images)" in w.status.value
+    assert w.state == "failed" and "(dcgan takes 2D images)" in w.status.value
     w.method.value = "dcgan"
     assert [p.name for p in w.params] == ["model", "device", "axis", "allow_mismatch"]
     w.params["model"].value = str(dcgan_model)

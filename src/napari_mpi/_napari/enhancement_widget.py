@@ -126,7 +126,8 @@ def layer_request(layer, allow_2d: bool = False) -> dict:
         what = f"{len(shape)}-D layer" if len(shape) not in (2, 3, 4) else "2D image"
         frame_text = f" with {frames} frames" if frames > 1 else ""
         flat = two_d_methods()
-        hint = f" ({', '.join(flat)} take 2D images)" if flat and flat_2d else ""
+        verb = "takes" if len(flat) == 1 else "take"
+        hint = f" ({', '.join(flat)} {verb} 2D images)" if flat and flat_2d else ""
         raise ValueError(
             f"image: '{layer.name}' is a {what}{frame_text} (shape {shape}); this enhancement "
             "method takes a 3D volume (z, y, x) with at least 2 voxels along each axis" + hint

@@ -224,11 +224,11 @@ def _deblur_step(out_dir: Path, progress) -> dict:
     blur = XSpaceBlur()
     phantom = tube_pair(gap)
     native = blur.native(phantom, grid, np.random.default_rng(0))
-    outputs = {"native": native}
-    t0 = time.perf_counter()
-    for name, image in nominal_deconvolutions(native, blur).items():
-        outputs[f"{name} (nominal PSF)"] = image
-    seconds = {k: (time.perf_counter() - t0) / 2 for k in outputs if k != "native"}
+    outputs, seconds = {"native": native}, {}
+    for name in ("wiener", "richardson-lucy"):
+        t0 = time.perf_counter()
+        outputs[f"{name} (nominal PSF)"] = nominal_deconvolutions(native, blur, which=(name,))[name]
+        seconds[f"{name} (nominal PSF)"] = time.perf_counter() - t0
     native_image = MPIImage(native[None, None], grid.fov, grid.center,
                             metadata={"xspace_blur": blur.to_dict()})  # fmt: skip
     for entry in methods("enhance"):

@@ -15,7 +15,7 @@ from ..simulation.psf_mismatch import XSpaceBlur
 from .deconvolution import richardson_lucy_array, wiener_array
 from .unpaired import image_grid
 
-__all__ = ["TUNED", "nominal_deconvolutions"]
+__all__ = ["METHODS", "TUNED", "nominal_deconvolutions"]
 
 #: tuned on 50 validation digits at 40 dB (bench_dcgan.py), per PSF
 TUNED = {
@@ -24,12 +24,21 @@ TUNED = {
 }
 
 
+METHODS = ("wiener", "richardson-lucy")
+
+
 def nominal_deconvolutions(
-    native: np.ndarray, blur: XSpaceBlur | None = None, psf: str = "nominal"
+    native: np.ndarray,
+    blur: XSpaceBlur | None = None,
+    psf: str = "nominal",
+    which: tuple[str, ...] = METHODS,
 ) -> dict[str, np.ndarray]:
-    """``{"wiener": ..., "richardson-lucy": ...}`` of a (ny, nx) native image on the
-    default 20 x 20 mm grid of its size, with the ``psf`` ("nominal" or "true") of ``blur``
-    and the :data:`TUNED` parameters."""
+    """``{"wiener": ..., "richardson-lucy": ...}`` (those named in ``which``) of a (ny, nx)
+    native image on the default 20 x 20 mm grid of its size, with the ``psf`` ("nominal" or
+    "true") of ``blur`` and the :data:`TUNED` parameters."""
+    unknown = sorted(set(which) - set(METHODS))
+    if unknown:
+        raise ValueError(f"which: unknown deconvolutions {unknown}; known: {list(METHODS)}")
     if psf not in TUNED:
         raise ValueError(f"psf must be one of {sorted(TUNED)}, got {psf!r}")
     a = np.asarray(native, dtype=np.float64)
@@ -39,8 +48,10 @@ def nominal_deconvolutions(
     grid = image_grid(a.shape[0])
     kernel = (blur.nominal_psf(grid) if psf == "nominal" else blur.true_psf(grid))[0]
     t = TUNED[psf]
-    return {
-        "wiener": wiener_array(a, kernel, t["wiener_balance"], t["wiener_regulariser"]),
-        "richardson-lucy": richardson_lucy_array(a, kernel, t["rl_iterations"],
-                                                 accelerate=True),
-    }  # fmt: skip
+    out = {}
+    if "wiener" in which:
+        out["wiener"] = wiener_array(a, kernel, t["wiener_balance"], t["wiener_regulariser"])
+    if "richardson-lucy" in which:
+        out["richardson-lucy"] = richardson_lucy_array(a, kernel, t["rl_iterations"],
+                                                       accelerate=True)  # fmt: skip
+    return out
