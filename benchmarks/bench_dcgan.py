@@ -43,7 +43,7 @@ from napari_mpi.enhance.deconvolution import richardson_lucy_array, wiener_array
 from napari_mpi.enhance.tube_resolution import GAPS_MM, dip_ratio, tube_pair, tube_profile
 from napari_mpi.enhance.unpaired import image_grid, make_paired, scores
 from napari_mpi.image import MPIImage
-from napari_mpi.simulation.psf_mismatch import XSpaceBlur, add_noise
+from napari_mpi.simulation.psf_mismatch import XSpaceBlur
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test10k" / "mnist.npz"
 RL_GRID = (10, 25, 50, 100, 200, 400, 800, 1600)
@@ -130,14 +130,11 @@ def digits_table(args, blur: XSpaceBlur, kernels: dict, tuned: dict) -> dict:
 def tubes_table(args, blur: XSpaceBlur, kernels: dict, tuned: dict) -> dict:
     grid = image_grid()
     kernel = blur.true_psf(grid)[0]
-    from scipy.signal import fftconvolve
-
     table: dict = {}
     for gap in GAPS_MM:
         ph = tube_pair(gap * 1e-3)
-        clean = np.clip(fftconvolve(ph.astype(np.float64), kernel, mode="same"), 0, None)
         natives = np.stack([
-            add_noise(clean, blur.snr_db, np.random.default_rng([args.seed, int(gap * 10), k]))
+            blur.native(ph, grid, np.random.default_rng([args.seed, int(gap * 10), k]), kernel)
             for k in range(args.tube_noise)
         ])  # fmt: skip
         result = run_rows(natives, kernels, tuned, args.model)

@@ -8,15 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..nn.training import LR_SCHEDULES, TrainConfig
+from .recipe_configs import _meta
 
 __all__ = ["IDENTITIES", "DCGANConfig", "parse_layers"]
 
 #: forms of the identity loss
 IDENTITIES = ("nce", "l1")
-
-
-def _meta(help_text: str, **extra) -> dict:
-    return {"help": help_text, **extra}
 
 
 def parse_layers(text: str) -> tuple[int, ...] | None:

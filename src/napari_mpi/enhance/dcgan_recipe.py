@@ -226,7 +226,8 @@ class DCGANRecipe(Recipe):
 
 def apply_generator(net, images: np.ndarray, device=None, batch: int = 16) -> np.ndarray:
     """G on (n, H, W) images, each divided by its maximum first; outputs in [0, 1] (n, H, W)
-    (float32). The network stays in the mode it is in; no gradients."""
+    (float32). Runs in eval mode without gradients and puts the network back in the mode it
+    was in."""
     import torch
 
     dev = device if device is not None else next(net.parameters()).device

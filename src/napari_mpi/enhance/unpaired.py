@@ -175,7 +175,7 @@ def iter_make_domains(
         rng = _rng(seed, "train", int(i))
         in_x = k <= half
         snr = _snr(rng, snr_range) if in_x else y_snr_db
-        native = XSpaceBlur(**{**blur.to_dict(), "snr_db": snr}).native(p, grid, rng)
+        native = XSpaceBlur(**{**blur.to_dict(), "snr_db": snr}).native(p, grid, rng, kernel)
         if in_x:
             xs.append(native / max(float(native.max()), 1e-12))
         else:
@@ -236,10 +236,11 @@ def make_paired(
             f"{source or 'procedural phantoms'} has {available} in its {split} split"
         )
     grid = image_grid(size)
+    kernel = blur.true_psf(grid)[0]
     natives, phantoms = [], []
     for i in range(int(start), int(start) + int(count)):
         p = phantom(digits, split, i, seed, size)
-        natives.append(blur.native(p, grid, _rng(seed, split, i)))
+        natives.append(blur.native(p, grid, _rng(seed, split, i), kernel))
         phantoms.append(p)
     return np.stack(natives), np.stack(phantoms)
 

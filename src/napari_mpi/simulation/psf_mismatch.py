@@ -161,17 +161,22 @@ class XSpaceBlur:
         return out / out.sum()
 
     def native(
-        self, phantom: np.ndarray, grid: Grid, rng: np.random.Generator | None = None
+        self,
+        phantom: np.ndarray,
+        grid: Grid,
+        rng: np.random.Generator | None = None,
+        kernel: np.ndarray | None = None,
     ) -> np.ndarray:
         """Native image(s) of ``phantom`` (ny, nx) or (n, ny, nx): true PSF, clipped at 0,
-        then noise at ``snr_db`` (per image; ``rng`` default seed 0). float32."""
+        then noise at ``snr_db`` (per image; ``rng`` default seed 0). float32. ``kernel``:
+        ``true_psf(grid)[0]`` computed once by a caller making many images."""
         values = np.asarray(phantom, dtype=np.float64)
         single = values.ndim == 2
         stack = values[None] if single else values
         if stack.ndim != 3 or stack.shape[1:] != tuple(grid.shape[1:]):
             raise ValueError(f"XSpaceBlur.native: phantom shape {values.shape} does not match "
                              f"the grid {tuple(grid.shape[1:])}")  # fmt: skip
-        kernel = self.true_psf(grid)[0]
+        kernel = self.true_psf(grid)[0] if kernel is None else kernel
         rng = rng if rng is not None else np.random.default_rng(0)
         out = np.empty(stack.shape, dtype=np.float32)
         for i, p in enumerate(stack):
