@@ -98,6 +98,14 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert rl["psnr"] > raw["psnr"] + 2 and rl["ssim"] > raw["ssim"]
     assert "enhancement:" in text and "richardson-lucy" in text
     assert "dcgan" not in enh["methods"]  # a 2D model: the deblurring step runs it
+    # every other registered 3D method ran, or is listed as waiting for its shipped model
+    import napari_mpi as nm
+
+    for m in nm.methods("enhance"):
+        if not m.extra.get("accepts_2d"):
+            assert (m.name in enh["methods"]) != (m.name in enh.get("skipped", {})), m.name
+    for name in enh.get("skipped", {}):
+        assert f"{name:<16} skipped: no shipped model yet" in text
     # the x-space deblurring step: two tubes, nominal-PSF deconvolution against DC_GAN
     deb = report["deblurring"]
     assert set(deb["methods"]) == {"native", "wiener (nominal PSF)",

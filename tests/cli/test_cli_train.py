@@ -85,7 +85,8 @@ def test_per_method_help_and_library_defaults(capsys):
     assert [t.name for t in trainables("reconstruct")] == ["dernet", "cascaded", "admm-net",
                                                            "ppmpi"]  # fmt: skip
     assert [t.name for t in trainables("enhance")] == ["csdnet", "unet3d", "edsr3d", "rcan3d",
-                                                       "rrdb3d", "dcgan"]  # fmt: skip
+                                                       "rrdb3d", "esrgan3d", "dcgan",
+                                                       "dccdm", "ddpm3d"]  # fmt: skip
     for name, flag, default in [("dernet", "--epochs", "15"), ("cascaded", "--epochs", "20"),
                                 ("dernet", "--batch", "64"), ("ppmpi", "--batch", "32"),
                                 ("ppmpi", "--steps", "4000")]:  # fmt: skip

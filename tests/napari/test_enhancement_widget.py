@@ -343,3 +343,62 @@ def test_dcgan_enhances_a_2d_layer_and_a_volume_slice_by_slice(
     out = viewer.layers["scan (dcgan)"]
     assert out.data.shape == scan.data.shape[1:]
     np.testing.assert_allclose(out.scale, viewer.layers["scan"].scale)
+
+
+@pytest.fixture(scope="module")
+def dccdm_model(volumes, tmp_path_factory):
+    """A tiny dccdm trained on copies of the module's 16^3 scan (seconds)."""
+    from napari_mpi.enhance.diffusion_config import DCCDMConfig
+    from napari_mpi.enhance.diffusion_recipe import DiffusionRecipe
+    from napari_mpi.nn.training import iter_train
+    from napari_mpi.progress import run
+
+    phantom, scan = volumes
+    x = np.repeat(scan.data[:1], 4, axis=0)
+    y = np.repeat(phantom.data[:1], 4, axis=0)
+    config = DCCDMConfig(widths=(4, 8), time_dim=8, epochs=1, batch=2, steps_per_epoch=2,
+                         sample_steps=2, val_sample_volumes=2, timesteps=50)  # fmt: skip
+    out = tmp_path_factory.mktemp("dccdm") / "model"
+    run(iter_train(DiffusionRecipe(config, (x, y), (x[:2], y[:2])), out))
+    return out
+
+
+def test_dccdm_samples_add_the_result_and_its_uncertainty_and_cancel_adds_nothing(
+    viewer, dccdm_model, sync, qtbot, monkeypatch
+):
+    w = EnhancementWidget(viewer)
+    w.method.value = "dccdm"
+    assert [p.name for p in w.params] == ["model", "device", "samples", "steps", "eta", "seed",
+                                          "overlap", "allow_mismatch"]  # fmt: skip
+    w.params["model"].value = str(dccdm_model)
+    w.params["samples"].value = 3
+    w.params["steps"].value = 2
+    assert w.image.value.name == "scan"
+    w.start()
+    assert w.state == "done", w.status.value
+    assert "consistency residual" in w.status.value
+    mean, spread = viewer.layers["scan (dccdm)"], viewer.layers["scan (dccdm) uncertainty"]
+    for layer in (mean, spread):
+        assert layer.data.shape == viewer.layers["scan"].data.shape
+        np.testing.assert_allclose(layer.scale, viewer.layers["scan"].scale)
+        np.testing.assert_allclose(layer.translate, viewer.layers["scan"].translate)
+    assert spread.colormap.name == "magma" and spread.data.max() > 0
+    assert spread.metadata["kind"] == "uncertainty"
+    # neither output is taken as the next input
+    assert w.image.value.name == "scan"
+    # a cancelled sampling adds nothing
+    monkeypatch.delenv("NAPARI_MPI_SYNC")
+    big = np.pad(viewer.layers["scan"].data, 16, mode="reflect")
+    viewer.add_image(big, name="big", scale=viewer.layers["scan"].scale)
+    w.image.value = viewer.layers["big"]
+    w.params["samples"].value = 64
+    w.params["steps"].value = 50
+    count = len(viewer.layers)
+    w.start()
+    worker = w.worker
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        qtbot.waitUntil(lambda: "DDIM step" in w.status.value, timeout=30000)
+        w.cancel()
+    qtbot.waitUntil(lambda: w.state == "cancelled" and w.worker is None, timeout=5000)
+    qtbot.wait(100)
+    assert len(viewer.layers) == count and w.status.value == "cancelled"

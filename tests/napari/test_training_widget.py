@@ -424,3 +424,25 @@ def test_a_method_shows_its_own_defaults_whatever_was_shown_before(make_napari_v
     w.epochs.value = 7  # the user's own value survives a switch between methods sharing it
     w.method.value = "unet3d"
     assert w.epochs.value == 7
+
+
+def test_diffusion_methods_show_their_own_fields_and_defaults(make_napari_viewer):
+    """dccdm and ddpm3d: their diffusion fields with their defaults (shared ones such as
+    steps per epoch and widths not left over from a CNN), the physics fields for dccdm only."""
+    from napari_mpi.enhance.diffusion_config import DCCDMConfig, DDPM3DConfig
+    from napari_mpi.nn.trainers import options
+
+    w = TrainingWidget(make_napari_viewer())
+    for method, config in (("dccdm", DCCDMConfig), ("ddpm3d", DDPM3DConfig)):
+        w.method.value = "unet3d"
+        w.method.value = method
+        keys = w._keys[method]
+        assert ("lambda_dc" in keys) == (method == "dccdm")
+        kinds = {o.name: o.kind for o in options(config)}
+        defaults = config()
+        for name in ("steps_per_epoch", "epochs", "sample_steps", "prediction", "widths"):
+            widgets = w.fields[keys[name]][1]
+            got = (tuple(int(float(x)) for x in str(widgets[0].value).split())
+                   if name == "widths" else widgets[0].value)  # fmt: skip
+            want = getattr(defaults, name)
+            assert got == (tuple(want) if name == "widths" else want), (method, name, kinds[name])

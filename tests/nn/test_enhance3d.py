@@ -24,6 +24,7 @@ TINY = {
     "edsr3d": {"features": 8, "blocks": 1},
     "rcan3d": {"features": 8, "groups": 1, "blocks": 1},
     "rrdb3d": {"features": 8, "growth": 4},
+    "esrgan3d": {"features": 8, "growth": 4},
 }
 
 

@@ -28,7 +28,7 @@ def test_every_builtin_module_registers_the_names_it_declares():
             assert registry.get_method(name).solve.__module__ == module
     enhancers = [m.name for m in nm.methods() if m.task == "enhance"]
     assert enhancers == ["richardson-lucy", "wiener", "csdnet", "unet3d", "edsr3d", "rcan3d",
-                         "rrdb3d", "dcgan"]  # fmt: skip
+                         "rrdb3d", "esrgan3d", "dcgan", "dccdm", "ddpm3d"]  # fmt: skip
     assert all(m.task == "reconstruct" for m in nm.methods() if m.name not in enhancers)
     assert nm.methods("enhance") == [m for m in nm.methods() if m.task == "enhance"]
     with pytest.raises(ValueError, match="task must be one of"):

@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 
 #: ``metadata["kind"]`` of the layers this widget adds.
 KIND = "enhancement"
+#: ``metadata["kind"]`` of a sampler's per-voxel standard-deviation layer
+UNCERTAINTY_KIND = "uncertainty"
 #: Layer kinds not chosen as the input on their own when they appear (a phantom is the
-#: reference; an enhanced result is an output).
-_NOT_INPUTS = ("phantom", KIND)
+#: reference; an enhanced result and its uncertainty are outputs).
+_NOT_INPUTS = ("phantom", KIND, UNCERTAINTY_KIND)
 _HOW_TO_GET_ONE = (
     "open a 3D volume (a reconstruction file, File > Open Sample > napari-mpi > 3D example, "
     "or a simulation's x-space image)"
@@ -178,7 +180,10 @@ def enhancement_work(req: dict, method: str, params: dict):
 
     Returns ``(image, layer_data, seconds)``: the enhanced MPIImage, its layer-data tuple
     (named ``"<input> (<method>)"``, with the input layer's scale and translate) and the time
-    the enhancement took.
+    the enhancement took. A sampler's per-voxel standard deviation (``metadata
+    ["uncertainty"]``, diffusion methods with samples > 1) becomes a second layer-data tuple,
+    ``"<input> (<method>) uncertainty"`` (magma, additive over the result), kept in the
+    result's ``metadata["uncertainty_layer"]``.
     """
     yield Progress(0, 1, f"reading '{req['name']}'")
     image = request_volume(req)
@@ -189,6 +194,14 @@ def enhancement_work(req: dict, method: str, params: dict):
     data, kwargs, kind = image_layer(out, f"{req['name']} ({method})", kind=KIND)
     if data.ndim == len(req["scale"]):  # overlay the input exactly, whatever the rounding
         kwargs["scale"], kwargs["translate"] = req["scale"], req["translate"]
+    spread = out.metadata.get("uncertainty")
+    if isinstance(spread, MPIImage):
+        name = f"{req['name']} ({method}) uncertainty"
+        u_data, u_kwargs, u_kind = image_layer(spread, name, kind=UNCERTAINTY_KIND)
+        if u_data.ndim == len(req["scale"]):
+            u_kwargs["scale"], u_kwargs["translate"] = req["scale"], req["translate"]
+        u_kwargs.update(colormap="magma", blending="additive", visible=True)
+        out.metadata["uncertainty_layer"] = (u_data, u_kwargs, u_kind)
     return out, (data, kwargs, kind), seconds
 
 
@@ -319,4 +332,8 @@ class EnhancementWidget(_workers.WorkerWidgetMixin, Container):
             f"({shape} voxels) in {seconds:.1f} s"
         )
         view.publish(self.viewer, last_enhancement=image)
-        self.add_result_layers([layer_data])
+        extra = image.metadata.get("uncertainty_layer")
+        residual = image.metadata.get("dc_residual")
+        if isinstance(residual, list | tuple) and residual:
+            self.status.value += f"; consistency residual {float(np.mean(residual)):.3f}"
+        self.add_result_layers([layer_data] + ([extra] if extra is not None else []))

@@ -26,7 +26,16 @@ from ._common import CLIError, ProgressBar
 from .reconstruct import _method_params, option_help, parse_frames
 
 #: the command's own options; a method parameter of one of these names is ``--param-NAME``
-_OWN_OPTIONS = {"method", "frames", "degradation", "output", "overwrite", "quiet", "help"}
+_OWN_OPTIONS = {
+    "method",
+    "frames",
+    "degradation",
+    "output",
+    "overwrite",
+    "quiet",
+    "help",
+    "uncertainty",
+}
 #: metavars of the method options by parameter kind (``model`` is a folder)
 _METAVARS = {int: "N", float: "X", str: "TEXT", "choice": "CHOICE"}
 
@@ -151,6 +160,15 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     method = enhancement_method(args.method)
     params = method.check_params(_method_params(args, method))
     src, out = Path(args.input), Path(args.output)
+    spread = None  # where a sampler's per-voxel standard deviation goes (samples > 1)
+    if int(params.get("samples", 1) or 1) > 1:
+        spread = Path(args.uncertainty) if args.uncertainty else uncertainty_path(out)
+        if spread.resolve() in (src.resolve(), out.resolve()):
+            raise CLIError(f"--uncertainty {spread}: is the input or the output file")
+        try:
+            _check_paths(src, spread, args.overwrite)
+        except CLIError as exc:
+            raise CLIError(str(exc).replace("-o ", "--uncertainty ", 1)) from None
     image, acquisition = read_input(src, out, args)
     _set_degradation(image, src, args.degradation)
     _check_finite(image, src)
@@ -178,13 +196,30 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     for key in ("mdf_groups", "degradation"):
         if key in image.metadata:
             result.metadata.setdefault(key, image.metadata[key])
+    uncertainty = result.metadata.pop("uncertainty", None)
+    residual = result.metadata.get("dc_residual")
+    if isinstance(residual, list | tuple):
+        values = ", ".join(f"{float(r):.3f}" for r in residual[:8])
+        more = ", ..." if len(residual) > 8 else ""
+        print(f"degradation-consistency residual per frame: {values}{more}")
+        result.metadata["dc_residual"] = json.dumps([float(r) for r in residual])
     write_reconstruction(out, result, overwrite=args.overwrite, acquisition=acquisition)
+    if uncertainty is not None and spread is not None:
+        uncertainty.metadata.update({"input": str(src), "mean_image": str(out)})
+        write_reconstruction(spread, uncertainty, overwrite=args.overwrite)
+        print(f"wrote {spread}: per-voxel standard deviation over the {method.name} samples")
     nz, ny, nx = result.grid_shape
     print(
         f"wrote {out}: {method.name} of {src}, {result.num_frames} frame(s), grid (x, y, z) "
         f"[{nx}, {ny}, {nz}], acquisition {'copied' if acquisition is not None else 'none'}"
     )
     return 0
+
+
+def uncertainty_path(out: Path) -> Path:
+    """Default file of the per-voxel standard deviation: ``OUT_uncertainty.mdf`` beside
+    ``OUT.mdf``."""
+    return out.with_name(f"{out.stem}_uncertainty{out.suffix or '.mdf'}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -218,6 +253,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     ep.add_argument("-o", "--output", required=True, metavar="OUT.mdf", help="output MDF file")
     ep.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    ep.add_argument(
+        "--uncertainty",
+        metavar="STD.mdf",
+        help="where the per-voxel standard deviation over the samples goes (diffusion "
+        "methods with --samples > 1; default: OUT_uncertainty.mdf beside the output)",
+    )
     ep.add_argument("--quiet", action="store_true", help="no progress display")
     group = ep.add_argument_group("method options (see `napari-mpi methods --task enhance`)")
     owners: dict[str, list] = {}

@@ -1,5 +1,6 @@
-"""The learned enhancement methods in the one registry: ``csdnet`` and the four CNN baselines
-``unet3d``, ``edsr3d``, ``rcan3d`` and ``rrdb3d`` (CSDNet's Table 1).
+"""The learned enhancement methods in the one registry: ``csdnet``, the four CNN baselines
+``unet3d``, ``edsr3d``, ``rcan3d`` and ``rrdb3d`` (CSDNet's Table 1) and ``esrgan3d`` (rrdb3d's
+generator trained adversarially; DCCDM's Table 1).
 
 Each takes a 3D :class:`~napari_mpi.image.MPIImage` (frames, z, y, x; z = the blurred stepping
 axis) and returns one on the same grid. A model is a folder with ``model.pt`` and ``card.json``
@@ -58,6 +59,7 @@ DEFAULT_MODELS = {
     "edsr3d": "edsr3d_vesselmnist3d",
     "rcan3d": "rcan3d_vesselmnist3d",
     "rrdb3d": "rrdb3d_vesselmnist3d",
+    "esrgan3d": "esrgan3d_vesselmnist3d",
 }
 LEARNED_METHODS = tuple(DEFAULT_MODELS)
 #: smallest side (voxels) of a volume a network is applied to: below it the network's
@@ -278,6 +280,9 @@ _TITLES = {
     "rcan3d": ("3D RCAN", "3D RCAN baseline (channel attention)", "Zhang et al. 2018 (3D)", 330),
     "rrdb3d": ("3D RRDB", "3D RRDB baseline (ESRGAN's generator without the GAN)",
                "Wang et al. 2018 (3D)", 340),
+    "esrgan3d": ("3D ESRGAN", "3D ESRGAN baseline: the RRDB generator fine-tuned with a "
+                 "relativistic GAN and discriminator feature matching", "Wang et al. 2018 (3D)",
+                 345),
 }  # fmt: skip
 
 for _name in LEARNED_METHODS:

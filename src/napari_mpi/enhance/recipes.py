@@ -1,5 +1,6 @@
 """Training recipes of the 3D enhancement CNNs on the one loop (:func:`~napari_mpi.nn.training.
-iter_train`): the four baselines (``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``) and CSDNet.
+iter_train`): the four baselines (``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``), CSDNet, and
+(:mod:`napari_mpi.enhance.esrgan_recipe`) ``esrgan3d``, rrdb3d's generator trained with a GAN.
 
 A recipe takes volume pairs the caller made, ``(degraded, target)`` arrays of shape
 ``(N, Z, Y, X)`` float32 (the papers: 32^3; z = the blurred stepping axis), one tuple for
@@ -42,6 +43,7 @@ from .recipe_configs import (
     SCALE_EPS,
     CSDNetConfig,
     EDSR3DConfig,
+    ESRGAN3DConfig,
     RCAN3DConfig,
     RRDB3DConfig,
     UNet3DConfig,
@@ -53,6 +55,7 @@ __all__ = [
     "CSDNetConfig",
     "CSDNetRecipe",
     "EDSR3DConfig",
+    "ESRGAN3DConfig",
     "RCAN3DConfig",
     "RRDB3DConfig",
     "UNet3DConfig",
@@ -376,4 +379,8 @@ def make_recipe(method: str, config: VolumeConfig | None = None, *, train, val,
         raise ValueError(f"{method}: needs a {CONFIGS[method].__name__}, got {type(config)}")
     if method == "csdnet":
         return CSDNetRecipe(config, train, val, data=data)
+    if method == "esrgan3d":
+        from .esrgan_recipe import ESRGAN3DRecipe
+
+        return ESRGAN3DRecipe(config, train, val, data=data)
     return VolumeRecipe(config, train, val, method=method, data=data)

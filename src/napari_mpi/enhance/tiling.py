@@ -9,10 +9,18 @@ the volume's own edges). The weights of neighbouring tiles add up to 1 where til
 exactly ``overlap``; the result is the weighted mean. Voxels that get weight lie at least
 ``halo`` voxels inside their tile, so an operation that looks no further than ``halo`` voxels
 (e.g. a filter of that radius, zero outside the volume) gives exactly the untiled result.
+
+``fn`` may also return several maps per tile (shape ``(C, tz, ty, tx)``: e.g. a sampler's mean
+and second moment, each blended the same way), see the tile's place in the volume
+(``pass_index=True``: ``fn(tile, index)``, ``index`` the tile's three slices, e.g. to crop one
+noise volume drawn for the whole volume) and be a generator that yields
+:class:`~napari_mpi.progress.Progress` and returns its result (a long per-tile computation
+then reports, and can be cancelled, inside a tile).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
@@ -61,6 +69,7 @@ def iter_tiled(
     tile: int | Sequence[int] = 32,
     overlap: int | Sequence[int] = 8,
     halo: int | Sequence[int] = 2,
+    pass_index: bool = False,
 ) -> Generator[Progress, None, np.ndarray]:
     """Apply ``fn`` to a (z, y, x) volume in overlapping tiles, yielding progress per tile.
 
@@ -69,7 +78,8 @@ def iter_tiled(
     volume : ndarray, shape (z, y, x)
         Finite values; any size (smaller than a tile along an axis: one tile of that size).
     fn : callable
-        Maps a (tz, ty, tx) float32 array to an array of the same shape.
+        Maps a (tz, ty, tx) float32 array to an array of the same shape, or of shape
+        (C, tz, ty, tx); or is a generator function yielding Progress and returning that.
     tile : int or (int, int, int)
         Tile size in voxels (z, y, x); default 32 (the training volumes).
     overlap : int or (int, int, int)
@@ -100,7 +110,7 @@ def iter_tiled(
             )
     starts = [tile_starts(n, t, o) for n, t, o in zip(v.shape, tiles, overlaps, strict=True)]
     sizes = [min(n, t) for n, t in zip(v.shape, tiles, strict=True)]
-    out = np.zeros(v.shape, dtype=np.float64)
+    out = None
     weight = np.zeros(v.shape, dtype=np.float64)
     total = int(np.prod([len(s) for s in starts]))
     done = 0
@@ -108,25 +118,45 @@ def iter_tiled(
         for y0 in starts[1]:
             for x0 in starts[2]:
                 index = tuple(slice(s, s + n) for s, n in zip((z0, y0, x0), sizes, strict=True))
-                result = np.asarray(fn(np.ascontiguousarray(v[index], dtype=np.float32)))
-                if result.shape != tuple(sizes):
+                piece = np.ascontiguousarray(v[index], dtype=np.float32)
+                result = fn(piece, index) if pass_index else fn(piece)
+                if inspect.isgenerator(result):
+                    result = yield from _inner(result, done, total)
+                result = np.asarray(result)
+                if result.shape[-3:] != tuple(sizes) or result.ndim not in (3, 4):
                     raise ValueError(
                         f"tiling: the function returned shape {result.shape} for a tile of "
-                        f"{tuple(sizes)}; it must keep the shape"
+                        f"{tuple(sizes)}; it must keep the shape (or add one leading axis)"
                     )
+                if out is None:
+                    out = np.zeros(result.shape[:-3] + v.shape, dtype=np.float64)
+                elif out.shape[:-3] != result.shape[:-3]:
+                    raise ValueError("tiling: the function returned different leading axes")
                 w = np.ones(())
                 for a, s in enumerate((z0, y0, x0)):
                     ramp = _ramp(sizes[a], s > 0, s + sizes[a] < v.shape[a], overlaps[a], halos[a])
                     shape = [1, 1, 1]
                     shape[a] = sizes[a]
                     w = w * ramp.reshape(shape)
-                out[index] += w * result
+                out[(..., *index)] += w * result
                 weight[index] += w
                 done += 1
                 yield Progress(done, total, f"tile {done} of {total}")
-    np.divide(out, weight, out=out, where=weight > 0)
+    np.divide(out, weight, out=out, where=np.broadcast_to(weight > 0, out.shape))
     del weight
     return out.astype(np.float32)
+
+
+def _inner(work, done: int, total: int):
+    """Drive a tile's generator, passing its progress on within the tile's share."""
+    while True:
+        try:
+            p = next(work)
+        except StopIteration as stop:
+            return stop.value
+        frac = p.fraction
+        yield Progress(done * 1000 + int(frac * 1000), total * 1000,
+                       f"tile {done + 1} of {total}: {p.message}", p.info)  # fmt: skip
 
 
 def apply_tiled(

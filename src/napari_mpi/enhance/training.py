@@ -1,11 +1,12 @@
 """Training a 3D enhancement network end to end: pairs from a volume file (or procedural
 vessel trees), degraded with the config's scan, then the method's recipe on the one loop.
 
-``napari-mpi train unet3d|edsr3d|rcan3d|rrdb3d|csdnet --volumes FILE.npz [--degradation ...]
--o MODEL_DIR`` and the Training widget call :func:`iter_train_enhancer`. The pairs of the
-file's stored ``train`` split train the network and those of its ``val`` split pick the
-checkpoint; the ``test`` split is never read (:func:`napari_mpi.enhance.data.load_split` reads
-one split's array only). Torch is imported by the recipe, not here.
+``napari-mpi train METHOD --volumes FILE.npz [--degradation ...] -o MODEL_DIR`` (METHOD:
+unet3d, edsr3d, rcan3d, rrdb3d, csdnet, dccdm or ddpm3d) and the Training widget call
+:func:`iter_train_enhancer`. The pairs of the file's stored ``train`` split train the
+network and those of its ``val`` split pick the checkpoint; the ``test`` split is never
+read (:func:`napari_mpi.enhance.data.load_split` reads one split's array only). Torch is
+imported by the recipe, not here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .data import (
     pair_set,
 )
 from .degradation import Degradation
+from .diffusion_config import DIFFUSION_CONFIGS
 from .recipe_configs import CONFIGS, VolumeConfig
 
 __all__ = ["iter_make_pairs", "iter_train_enhancer", "summary"]
@@ -61,7 +63,8 @@ def iter_train_enhancer(
     Parameters
     ----------
     method : str
-        ``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d`` or ``csdnet``.
+        ``unet3d``, ``edsr3d``, ``rcan3d``, ``rrdb3d``, ``csdnet``, ``ddpm3d`` or ``dccdm``
+        (or another key of ``CONFIGS``).
     config : VolumeConfig
         The method's config (:data:`~napari_mpi.enhance.recipe_configs.CONFIGS`); its
         ``degradation``, ``train_volumes``, ``val_volumes`` and ``seed`` choose the pairs.
@@ -79,8 +82,9 @@ def iter_train_enhancer(
     from ..nn.training import iter_train
     from .recipes import make_recipe
 
-    if method not in CONFIGS:
-        raise ValueError(f"train: enhancement method must be one of {sorted(CONFIGS)}")
+    known = {**CONFIGS, **DIFFUSION_CONFIGS}
+    if method not in known:
+        raise ValueError(f"train: enhancement method must be one of {sorted(known)}")
     config.check()
     if volumes is not None:
         path = Path(volumes)
@@ -96,8 +100,15 @@ def iter_train_enhancer(
             work, lambda p: Progress(p.done, p.total, p.message,
                                      {**p.info, "phase": "making samples"})
         )  # fmt: skip
-    recipe = make_recipe(method, config, train=sets["train"], val=sets["val"])
-    return (yield from iter_train(recipe, output))
+    if method in DIFFUSION_CONFIGS:
+        from .diffusion_recipe import DiffusionRecipe
+
+        if not isinstance(config, DIFFUSION_CONFIGS[method]):
+            raise ValueError(f"{method}: needs a {DIFFUSION_CONFIGS[method].__name__}")
+        recipe = DiffusionRecipe(config, train=sets["train"], val=sets["val"])
+    else:
+        recipe = make_recipe(method, config, train=sets["train"], val=sets["val"])
+    return (yield from iter_train(recipe, output, half=bool(getattr(recipe, "half", False))))
 
 
 def summary(card: dict) -> str:

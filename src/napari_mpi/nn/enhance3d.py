@@ -463,6 +463,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "edsr3d": EDSR3D,
     "rcan3d": RCAN3D,
     "rrdb3d": RRDB3D,
+    "esrgan3d": RRDB3D,  # the same generator, trained adversarially (napari_mpi.nn.esrgan3d)
     "csdnet": Student3D,
 }
 

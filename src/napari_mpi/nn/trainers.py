@@ -332,6 +332,7 @@ def _load_builtins() -> None:
     from ..enhance.recipe_configs import (
         CSDNetConfig,
         EDSR3DConfig,
+        ESRGAN3DConfig,
         RCAN3DConfig,
         RRDB3DConfig,
         UNet3DConfig,
@@ -358,12 +359,45 @@ def _load_builtins() -> None:
                 "RRDB 3D",
                 "baseline (Wang et al. 2018)",
             ),
+            (
+                "esrgan3d",
+                "3D ESRGAN (RRDB + relativistic GAN)",
+                ESRGAN3DConfig,
+                "ESRGAN 3D",
+                "baseline (Wang et al. 2018): rrdb3d's generator fine-tuned adversarially",
+            ),
         )
     ):
         register_trainable(Trainable(
             name, title, "enhance", config, _train_enhancer(name), (volumes,),
             _enhancer_summary, f"train {title} to sharpen z-blurred 3D volumes ({ref})",
             order=200 + order, label=label,
+        ))  # fmt: skip
+    from ..enhance.diffusion_config import DCCDMConfig, DDPM3DConfig
+
+    for name, title, config, label, about, order in (
+        (
+            "dccdm",
+            "DCCDM (conditional 3D diffusion with physics losses)",
+            DCCDMConfig,
+            "DCCDM",
+            "the paper's method: a conditional 3D DDPM with degradation-consistency and "
+            "frequency-alignment losses (DCCDM)",
+            270,
+        ),
+        (
+            "ddpm3d",
+            "3D DDPM (conditional diffusion)",
+            DDPM3DConfig,
+            "DDPM 3D",
+            "baseline: DCCDM without its physics losses (Yu et al. 2024)",
+            275,
+        ),
+    ):
+        register_trainable(Trainable(
+            name, title, "enhance", config, _train_enhancer(name), (volumes,),
+            _enhancer_summary, f"train {title} to sharpen z-blurred 3D volumes ({about})",
+            order=order, label=label,
         ))  # fmt: skip
     from ..enhance.dcgan_config import DCGANConfig
 

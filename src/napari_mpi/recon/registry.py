@@ -236,8 +236,9 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "napari_mpi.recon.dip": ("dip",),
     "napari_mpi.recon.admmnet": ("admm-net",),
     "napari_mpi.enhance.methods": ("richardson-lucy", "wiener"),
-    "napari_mpi.enhance.learned": ("csdnet", "unet3d", "edsr3d", "rcan3d", "rrdb3d"),
+    "napari_mpi.enhance.learned": ("csdnet", "unet3d", "edsr3d", "rcan3d", "rrdb3d", "esrgan3d"),
     "napari_mpi.enhance.dcgan": ("dcgan",),
+    "napari_mpi.enhance.diffusion": ("dccdm", "ddpm3d"),
 }
 _LOADED: set[str] = set()
 
