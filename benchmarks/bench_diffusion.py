@@ -118,6 +118,11 @@ def main() -> int:
     p.add_argument("--model-dir", default=None, help="folder with dccdm/ and ddpm3d/ models")
     p.add_argument("--cnns", default="edsr3d,unet3d,esrgan3d,csdnet",
                    help="comma-separated CNN rows (shipped models; '' for none)")  # fmt: skip
+    p.add_argument("--diffusion-rows", default="ddpm3d,dccdm,dccdm-mean",
+                   help="comma-separated diffusion rows: ddpm3d, dccdm, dccdm-mean")  # fmt: skip
+    p.add_argument("--merge", action="store_true",
+                   help="add the rows to those already in --json (rows run in another call, "
+                        "on the same test volumes)")  # fmt: skip
     p.add_argument("--speed", action="store_true", help="also the speed measurements")
     p.add_argument("--json")
     args = p.parse_args()
@@ -128,11 +133,10 @@ def main() -> int:
     test = make_pairs(args.volumes, "test", Degradation(), 0, args.test_count)
     n_mean = min(args.mean_count, len(test))
     rows, subset = {}, {}
-    from napari_mpi.enhance.diffusion import dc_residual, residual_psf
-    from napari_mpi.enhance.learned import model_folder
+    from napari_mpi.enhance.diffusion import _folder, dc_residual, residual_psf
     from napari_mpi.nn.checkpoint import read_card
 
-    card = read_card(model_folder("dccdm", model("dccdm")))
+    card = read_card(_folder("dccdm", model("dccdm")))
     grid = pair_grid(test.inputs.shape[1])
     scan = {"degradation": Degradation().to_dict()}
     psf = residual_psf(card, MPIImage(test.inputs[0], grid.fov, grid.center, metadata=scan))
@@ -150,23 +154,38 @@ def main() -> int:
         subset[label] = summary(values[:n_mean])
         print(f"{label}: {rows[label]['psnr'][0]:.2f} dB, SSIM {rows[label]['ssim'][0]:.3f}",
               flush=True)  # fmt: skip
-    plan = [
-        ("ddpm3d (1 sample)", Sampler("ddpm3d", model("ddpm3d"), 1, args.steps), len(test)),
-        ("dccdm (1 sample)", Sampler("dccdm", model("dccdm"), 1, args.steps), len(test)),
-        (f"dccdm (mean of {args.samples})",
-         Sampler("dccdm", model("dccdm"), args.samples, args.steps), n_mean),
-    ]  # fmt: skip
-    for label, fn, n in plan:
+    plan = {
+        "ddpm3d": ("ddpm3d (1 sample)", Sampler("ddpm3d", model("ddpm3d"), 1, args.steps),
+                   len(test)),
+        "dccdm": ("dccdm (1 sample)", Sampler("dccdm", model("dccdm"), 1, args.steps),
+                  len(test)),
+        "dccdm-mean": (f"dccdm (mean of {args.samples})",
+                       Sampler("dccdm", model("dccdm"), args.samples, args.steps), n_mean),
+    }  # fmt: skip
+    wanted = [r.strip() for r in args.diffusion_rows.split(",") if r.strip()]
+    unknown = sorted(set(wanted) - set(plan))
+    if unknown:
+        p.error(f"--diffusion-rows: unknown {unknown}; choose from {sorted(plan)}")
+    for label, fn, n in [plan[r] for r in wanted]:
         done = run_row(fn, test.inputs[:n], args.jobs)
         outs = [o for o, _ in done]
         values = np.array([scores(o[0], t) for o, t in zip(outs, test.targets[:n], strict=True)])
+        resid = [dc_residual(o[0], x, card, psf) for o, x in zip(outs, test.inputs, strict=False)]
+        reported = float(np.mean([o[2].flat[0] for o in outs]))
         rows[label] = {**summary(values), "seconds_per_volume": sum(s for _, s in done) / n,
-                       "dc_residual": float(np.mean([o[2].flat[0] for o in outs]))}  # fmt: skip
+                       "dc_residual": float(np.mean(resid)),
+                       "dc_residual_reported": reported}  # fmt: skip
         subset[label] = summary(values[:n_mean])
         if fn.samples > 1:
             rows[label]["uncertainty"] = uncertainty(outs, test.targets[:n])
         print(f"{label}: {rows[label]['psnr'][0]:.2f} dB, SSIM {rows[label]['ssim'][0]:.3f} "
               f"on {n}, {rows[label]['seconds_per_volume']:.2f} s/volume", flush=True)  # fmt: skip
+    if args.merge and args.json and Path(args.json).is_file():
+        old = json.loads(Path(args.json).read_text())
+        if old.get("test_volumes") != len(test) or old.get("mean_volumes") != n_mean:
+            p.error(f"--merge: {args.json} was measured on other volumes")
+        rows = {**old.get("rows", {}), **rows}
+        subset = {**old.get("rows_on_mean_subset", {}), **subset}
     print(f"\nVesselMNIST3D test split, {len(test)} volumes, 32^3 at 1 mm")
     print("| method | volumes | PSNR (dB) | SSIM | RMSE (x255) | consistency residual "
           "| s / volume |")  # fmt: skip
@@ -190,6 +209,10 @@ def main() -> int:
                       f"{platform.python_version()}"}  # fmt: skip
     if args.speed:
         out["speed"] = speed(args.model_dir)
+    elif args.merge and args.json and Path(args.json).is_file():
+        previous = json.loads(Path(args.json).read_text()).get("speed")
+        if previous:
+            out["speed"] = previous
         print(f"speed: {out['speed']}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
