@@ -33,10 +33,10 @@ Choices where the paper is silent (each a field; the defaults are the shipped mo
   target), the paper's F(x0_hat) against the rescaled F(x_LR) being ``"lr"``;
 - the paper's surrogate D(x) = U(P2(G3(x))) with sigma (4, 2, 2) voxels (z, y, x) plus a flat
   pedestal term: measured on 24 training pairs of the default scan (the Langevin PSF's long
-  tails put a pedestal of about 0.1-0.35 of the maximum under every volume), a pure blur leaves 0.78 of
-  the low-resolution volume unexplained at this sigma (0.87 at 2, 1, 1; 0.66 at 6, 3, 3), blur
-  + pedestal 0.25 (0.30 at 2, 1, 1; 0.19 at 6, 3, 3); the gain and pedestal are least-squares
-  fits on the training pairs, recorded in the card;
+  tails put a pedestal of about 0.1-0.35 of the maximum under every volume), a pure blur leaves
+  0.78 of the low-resolution volume unexplained at this sigma (0.87 at 2, 1, 1; 0.66 at 6, 3,
+  3), blur + pedestal 0.25 (0.30 at 2, 1, 1; 0.19 at 6, 3, 3); the gain and pedestal are least-
+  squares fits on the training pairs, recorded in the card;
 - loss weights (the paper gives none): at 1.0 each, the physics terms' gradients were 5-20x
   the diffusion loss's (L1 terms keep their gradient size as they shrink) and the diffusion
   loss stayed at 1.0 (predicting no noise) for the first 150 steps; at lambda_dc 0.05 and
