@@ -371,3 +371,28 @@ def test_init_from_starts_from_a_finished_model_and_refuses_others(tiny_model, p
         r = DiffusionRecipe(DCCDMConfig(**TINY, init_from=str(tmp_path)), train, val)
         r.device = torch.device("cpu")
         run(r.prepare())
+
+
+def test_psf_blur_is_the_scans_convolution_and_its_consistency_is_minimal_at_the_truth():
+    from scipy.signal import fftconvolve
+
+    from napari_mpi.enhance import Degradation
+    from napari_mpi.enhance.data import pair_grid
+    from napari_mpi.nn.diffusion3d import PSFBlur, consistency_loss, fit_surrogate
+
+    psf = Degradation().psf(pair_grid(12))
+    blur = PSFBlur(psf, (12, 12, 12))
+    rng = np.random.default_rng(3)
+    y = (rng.random((3, 1, 12, 12, 12)) > 0.9).astype(np.float32)
+    ref = np.stack([fftconvolve(v[0], psf, mode="same") for v in y])[:, None]
+    assert np.allclose(blur(torch.from_numpy(y)).numpy(), ref, atol=1e-6 * ref.max())
+    x = torch.from_numpy(3.0 * ref.astype(np.float32))  # the scan of y, gain 3, no noise
+    k, p, residual = fit_surrogate(torch.from_numpy(y), x, blur=blur)
+    assert k == pytest.approx(3.0, rel=1e-4) and abs(p) < 1e-3 and residual < 1e-4
+    truth = consistency_loss(torch.from_numpy(y), x, k, p, blur=blur).mean()
+    blurred = torch.from_numpy(gaussian_filter1d(y, 1.5, axis=2))
+    assert truth < consistency_loss(blurred, x, k, p, blur=blur).mean()
+    with pytest.raises(ValueError, match="made for volumes"):
+        blur(torch.zeros(1, 1, 8, 8, 8))
+    with pytest.raises(ValueError, match="odd sides"):
+        PSFBlur(np.ones((4, 4, 4)), (4, 4, 4))
