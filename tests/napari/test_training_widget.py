@@ -446,3 +446,19 @@ def test_diffusion_methods_show_their_own_fields_and_defaults(make_napari_viewer
                    if name == "widths" else widgets[0].value)  # fmt: skip
             want = getattr(defaults, name)
             assert got == (tuple(want) if name == "widths" else want), (method, name, kinds[name])
+
+
+def test_every_float_default_survives_its_spin_box(make_napari_viewer):
+    """A spin box keeps only as many decimals as its step: every method's float defaults
+    (esrgan3d's adversarial weight 5e-3, the diffusion EMA 0.995, ...) read back unrounded."""
+    from napari_mpi.nn.trainers import options
+
+    w = TrainingWidget(make_napari_viewer())
+    for name, entry in w._entries.items():
+        w.method.value = name
+        for option in options(entry.config):
+            key = w._keys[name].get(option.name)
+            if option.kind != "float" or key is None or not option.default:
+                continue
+            shown = w.fields[key][1][0].value
+            assert shown == pytest.approx(option.default, rel=1e-9), (name, option.name, shown)

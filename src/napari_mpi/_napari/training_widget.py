@@ -65,6 +65,12 @@ def _option_widgets(option) -> list:
         return [SpinBox(label=label, value=option.default or low, min=low, max=10**8)]
     if option.kind == "float":
         extra = {k: meta[k] for k in ("step",) if k in meta}
+        if "step" not in extra and option.default:
+            # a spin box keeps as many decimals as its step: 2 by default, which would turn
+            # 5e-3 into 0.01 and 0.995 into 0.99; the step follows the default's last digit
+            places = next((d for d in range(2, 7) if round(option.default, d) == option.default), 6)
+            if places > 2:
+                extra["step"] = 10.0**-places
         return [FloatSpinBox(label=label, value=option.default or 0.0, min=meta.get("min", -1e9),
                              max=meta.get("max", 1e9), **extra)]  # fmt: skip
     if option.kind == "pair" and meta.get("nargs") == "+":  # e.g. widths: "12 24 48"
