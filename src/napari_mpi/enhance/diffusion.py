@@ -44,7 +44,7 @@ from ..recon.learned import DEVICE_PARAM
 from ..recon.registry import Method, Param, register
 from .deconvolution import check_volume
 from .degradation import Degradation, degradation_in
-from .learned import MIN_SIDE, MODELS_DIR, _card_data, check_model_fits
+from .learned import MIN_SIDE, _card_data, check_model_fits, model_folder
 
 __all__ = [
     "DEFAULT_DIFFUSION_MODELS",
@@ -64,18 +64,8 @@ _CACHE: dict[tuple, tuple] = {}
 
 
 def _folder(method: str, model: str | Path) -> Path:
-    if str(model).strip().lower() in ("", "default"):
-        folder = MODELS_DIR / DEFAULT_DIFFUSION_MODELS[method]
-        if not (folder / "card.json").is_file():
-            raise ValueError(
-                f"{method}: no shipped model in {folder}; train one with `napari-mpi train "
-                f"{method} --volumes FILE.npz -o DIR` and pass model=DIR (CLI --model DIR)"
-            )
-        return folder
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"{method}: model folder {folder} does not exist")
-    return folder
+    """:func:`~napari_mpi.enhance.learned.model_folder` with the shipped diffusion models."""
+    return model_folder(method, model, DEFAULT_DIFFUSION_MODELS)
 
 
 def load_diffusion(method: str, model: str | Path = "default", device: str = "auto"):

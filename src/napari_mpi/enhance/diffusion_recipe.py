@@ -37,12 +37,6 @@ from .recipes import VolumeRecipe, _psnr
 __all__ = ["SURROGATE_PAIRS", "DiffusionRecipe"]
 
 
-def _train_card(data: dict) -> dict:
-    """The training split's card inside a recipe's ``data`` (or ``data`` itself)."""
-    train = data.get("train") if isinstance(data, dict) else None
-    return train if isinstance(train, dict) else (data if isinstance(data, dict) else {})
-
-
 #: training pairs the scan's surrogate (gain, pedestal) is fitted on
 SURROGATE_PAIRS = 64
 
@@ -110,8 +104,10 @@ class DiffusionRecipe(VolumeRecipe):
         from ..nn.diffusion3d import PSFBlur
         from .data import PAIR_VOXEL
         from .degradation import Degradation
+        from .learned import _card_data
 
-        voxel = np.asarray(_train_card(self.data).get("voxel_size_m_zyx") or [PAIR_VOXEL] * 3)
+        voxel = np.asarray(_card_data({"data": self.data}).get("voxel_size_m_zyx")
+                           or [PAIR_VOXEL] * 3)  # fmt: skip
         shape = tuple(int(s) for s in shape)
         grid = Grid(shape, tuple(float(v) * s for v, s in zip(voxel, shape, strict=True)),
                     (0.0, 0.0, 0.0))  # fmt: skip

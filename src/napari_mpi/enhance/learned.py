@@ -71,10 +71,11 @@ VOXEL_RTOL = 1e-3
 _CACHE: dict[tuple, tuple] = {}
 
 
-def model_folder(method: str, model: str | Path = "default") -> Path:
-    """The folder of ``model`` ("default": the shipped one); ValueError when it is missing."""
+def model_folder(method: str, model: str | Path = "default", defaults: dict | None = None) -> Path:
+    """The folder of ``model`` ("default": the shipped one, ``defaults[method]`` under the
+    models folder, :data:`DEFAULT_MODELS` when None); ValueError when it is missing."""
     if str(model).strip().lower() in ("", "default"):
-        folder = MODELS_DIR / DEFAULT_MODELS[method]
+        folder = MODELS_DIR / (DEFAULT_MODELS if defaults is None else defaults)[method]
         if not (folder / "card.json").is_file():
             raise ValueError(
                 f"{method}: no shipped model in {folder}; train one with "
