@@ -462,3 +462,33 @@ def test_every_float_default_survives_its_spin_box(make_napari_viewer):
                 continue
             shown = w.fields[key][1][0].value
             assert shown == pytest.approx(option.default, rel=1e-9), (name, option.name, shown)
+
+
+def test_the_dock_fits_a_laptop_screen_whatever_the_method(make_napari_viewer, qtbot):
+    """The method's fields scroll inside the dock: for every method the docked widget needs
+    less than a 1080-px screen's height, with the plot in view (without the scroll area,
+    dccdm's 40 fields made the dock 1,500 px tall and the window taller than the screen);
+    every field stays reachable inside the scroll area, and a short list does not scroll."""
+    from napari_mpi._napari.training_widget import OPTIONS_MAX_HEIGHT
+
+    viewer = make_napari_viewer(show=True)
+    w = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Training", area="right")
+    scroll = w._options_scroll
+    heights = {}
+    for method in w.method.choices:
+        w.method.value = method
+        qtbot.wait(10)
+        heights[method] = w.native.minimumSizeHint().height()
+        shown_fields = [ws[0] for key, (_, ws) in w.fields.items() if shown(ws[0])]
+        assert shown_fields, method
+        for field in shown_fields:  # inside the scroll area, not beside it
+            assert scroll.widget().isAncestorOf(field.native), (method, field.label)
+        needed = w.method_options.native.sizeHint().height()
+        assert scroll.maximumHeight() == min(needed, OPTIONS_MAX_HEIGHT), method
+    assert max(heights.values()) < 900, heights
+    assert w._canvas.native.isVisible()
+    # the fields of the longest method do not fit OPTIONS_MAX_HEIGHT: they scroll
+    w.method.value = "dccdm"
+    qtbot.wait(10)
+    assert scroll.verticalScrollBar().maximum() > 0

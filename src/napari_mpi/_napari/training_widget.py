@@ -35,6 +35,10 @@ _FILE = "(file)"
 REDRAW_INTERVAL = 2.0
 #: choices offered for a config's ``device``
 DEVICES = ("auto", "cpu", "cuda")
+#: pixels: the most the method's fields take of the dock's height before they scroll (the
+#: fields of most methods need 450-1,000 px), and what they keep when the dock is short
+OPTIONS_MAX_HEIGHT = 420
+OPTIONS_MIN_HEIGHT = 160
 
 
 #: validation numbers plotted (the first a method reports): signal networks' PSNR, the
@@ -207,9 +211,16 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         self.overwrite = CheckBox(label="replace a model in that folder", value=False)
         self.phase = status_label("", label="phase")  # wraps: never widens the dock
         self.extend([self.method, self.calibration, self.calibration_file,
-                     *self.data_files.values(),
-                     *generated, self.dropout, self.output, self.overwrite,
+                     *self.data_files.values(), self.output, self.overwrite,
                      *self._run_controls("Train"), self.phase])  # fmt: skip
+        #: the method's own fields (10-40 of them) in a scroll area of bounded height below
+        #: the inputs, so the dock fits a laptop screen with the loss plot in view (unbounded,
+        #: dccdm's fields made the dock 1,500 px tall and the window taller than the screen)
+        self.method_options = Container(labels=True, name="method_options")
+        self.method_options.margins = (0, 0, 0, 0)
+        self.method_options.extend([*generated, self.dropout])
+        self._options_scroll = self._scroll_area(self.method_options,
+                                                 at=3 + len(self.data_files))  # fmt: skip
         self.history: dict = {"step": [], "loss": [], "val_step": [], "val": [], "terms": {}}
         self.val_key = ""
         self._last_phase, self._last_phase_text = None, -float("inf")
@@ -233,7 +244,46 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         self._init_run_state()
         view.warm_torch()  # every trainable method is a network
         self._follow_theme()
+        colors = theme_colors(viewer)
+        self._canvas.submit(lambda fig: self._plot_empty(fig, colors))
         self._method_changed()
+
+    def _scroll_area(self, container: Container, at: int):
+        """Put ``container`` in a vertical scroll area at row ``at`` of this widget's layout.
+
+        napari docks a magicgui widget's ``native``, which for magicgui's own scrollable
+        containers is the inner widget, so the scroll area is made here; the rows' label
+        column is as wide as this widget's own."""
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QFrame, QScrollArea
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(container.native)
+        self.native.layout().insertWidget(at, scroll)
+        # one label column for the fields and the rows around them (magicgui lines up the
+        # labels of each container on its own)
+        rows = [lw for w in (*self, *container) if (lw := w._labeled_widget()) is not None]
+        widest = max(lw._label_widget.native.sizeHint().width() for lw in rows)
+        for lw in rows:
+            lw.label_width = widest
+        return scroll
+
+    def reset_choices(self, *_) -> None:
+        super().reset_choices()
+        self.method_options.reset_choices()
+
+    def _bound_options_height(self) -> None:
+        """The options' scroll area takes the height its shown fields need, up to
+        :data:`OPTIONS_MAX_HEIGHT` (beyond, they scroll); a short dock may squeeze it to
+        :data:`OPTIONS_MIN_HEIGHT`."""
+        inner = self.method_options.native
+        inner.layout().activate()
+        needed = inner.sizeHint().height()
+        self._options_scroll.setMaximumHeight(min(needed, OPTIONS_MAX_HEIGHT))
+        self._options_scroll.setMinimumHeight(min(needed, OPTIONS_MIN_HEIGHT))
 
     def _expose(self, name: str, widget) -> None:
         """``self.<name>`` for a generated control, unless the name is one of the container's
@@ -289,6 +339,7 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         inputs = {i.name for i in self._entries[method].inputs}
         for name, edit in self.data_files.items():
             edit.visible = name in inputs
+        self._bound_options_height()
 
     def _values(self) -> dict:
         """The current method's config values from the fields."""
@@ -509,6 +560,20 @@ class TrainingWidget(_workers.WorkerWidgetMixin, ThemedPlotMixin, Container):
         label = "validation gain (dB)" if gain else "validation PSNR (dB)"
         colors, run = theme_colors(self.viewer), self._run_id
         self._canvas.submit(lambda fig: self._plot_history(fig, h, label, colors, run))
+
+    @staticmethod
+    def _plot_empty(fig, colors: dict) -> None:
+        """The plot before a training: its empty axes in the viewer's theme (a blank figure
+        is a white box in napari's dark theme)."""
+        fig.clear()
+        fig.set_layout_engine("none")
+        fig.subplots_adjust(left=0.2, right=0.8, bottom=0.2, top=0.95)
+        ax = fig.add_subplot(111)
+        style_axes(fig, [ax], colors)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.text(0.5, 0.5, "losses appear here during a training", ha="center", va="center",
+                transform=ax.transAxes, color=colors["text"], fontsize="small")  # fmt: skip
 
     def _plot_history(self, fig, h: dict, label: str, colors: dict, run: int) -> None:
         """Draw ``h`` into ``fig`` (runs in the canvas's render thread)."""

@@ -123,6 +123,9 @@ class DDPM3DConfig(VolumeConfig):
         default=1e-3, metadata=_meta("Adam's (starting) learning rate", min=1e-6, max=1.0)
     )
     loss: str = field(default="l1", metadata=_meta("unused (diffusion: noise MSE)", hidden=True))
+    smooth_beta: float = field(
+        default=1.0, metadata=_meta("unused (no SmoothL1 loss)", min=1e-6, hidden=True)
+    )
     steps_per_epoch: int = field(
         default=250, metadata=_meta("steps per epoch (0: one pass over the volumes)", min=0)
     )
