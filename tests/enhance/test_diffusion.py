@@ -358,7 +358,7 @@ def test_init_from_starts_from_a_finished_model_and_refuses_others(tiny_model, p
     saved = torch.load(tiny_model / "model.pt", weights_only=True)
     for name, value in recipe.modules["ema"].state_dict().items():
         assert torch.allclose(value, saved[name].float()), name
-    with pytest.raises(ValueError, match="not 'ddpm3d'"):
+    with pytest.raises(ValueError, match="is a 'dccdm' model; ddpm3d starts from a ddpm3d"):
         r = DiffusionRecipe(DDPM3DConfig(**TINY, init_from=str(tiny_model)), train, val)
         r.device = torch.device("cpu")
         run(r.prepare())

@@ -38,4 +38,9 @@ def test_short_trainings_give_the_stored_losses_and_images(tmp_path):
         torch.set_num_threads(threads)
     stored = np.load(ref.DATA / "training_outputs.npz")
     # seeded CPU training; a tolerance only for float reduction order across thread counts
-    _compare(got, stored, rtol=1e-4, atol_rel=1e-4)
+    # and CPUs. DERnet's training amplifies rounding more than the others: on an AVX2-only
+    # AMD EPYC (MKL's AVX2 kernels) its losses and images differ from the stored run's by up
+    # to 1.5e-2 and 1.9e-2 relative (the cascaded and denoiser runs by < 2e-6), so its keys
+    # are pinned 300x more loosely (3e-2)
+    dernet = {key: 300 for key in stored.files if key.startswith("dernet")}
+    _compare(got, stored, rtol=1e-4, atol_rel=1e-4, looser=dernet)

@@ -115,26 +115,14 @@ class DiffusionRecipe(VolumeRecipe):
         return PSFBlur(psf, shape, self.device)
 
     def _initial_weights(self, folder: str, net) -> dict:
-        """The weights of model folder ``folder`` for ``net``; ValueError naming the folder
-        when it is another method's or another architecture's."""
-        from ..nn.checkpoint import load_checkpoint
+        """The weights of model folder ``folder`` for ``net`` (a model of this method and
+        architecture; ValueError naming the folder otherwise)."""
+        from ..nn.checkpoint import starting_weights
 
-        try:
-            state, card = load_checkpoint(folder)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"init_from: {folder}: not a model folder ({exc})") from None
-        if card.get("method") != self.method:
-            raise ValueError(
-                f"init_from: {folder} is a {card.get('method')!r} model, not {self.method!r}"
-            )
-        arch = {k: v for k, v in card.get("architecture", {}).items()}
-        if arch != net.config:
-            raise ValueError(
-                f"init_from: {folder} has architecture {arch}, this run {net.config}; use the "
-                "same --widths, --blocks and --time-dim"
-            )
+        state, _ = starting_weights(folder, (self.method,), net.config, self.method,
+                                    "--widths, --blocks and --time-dim")  # fmt: skip
         self.initial_model = str(folder)
-        return {k: v.float() for k, v in state.items()}
+        return state
 
     def stages(self) -> list[Stage]:
         steps = self._steps(len(self.train_pairs[0]), self.config.batch)

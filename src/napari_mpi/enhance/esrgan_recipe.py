@@ -65,27 +65,14 @@ class ESRGAN3DRecipe(VolumeRecipe):
         return Path(text).expanduser()
 
     def _initial_weights(self, folder: Path, net) -> dict:
-        from ..nn.checkpoint import load_checkpoint
+        from ..nn.checkpoint import starting_weights
 
-        try:
-            state, card = load_checkpoint(folder)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"init_from: {folder}: not a model folder ({exc})") from None
-        if card.get("method") not in INIT_METHODS:
-            raise ValueError(
-                f"init_from: {folder} is a {card.get('method')!r} model; esrgan3d starts from "
-                f"a {' or '.join(INIT_METHODS)} model (the same RRDB generator)"
-            )
-        arch = dict(card.get("architecture", {}))
-        if arch != net.config:
-            raise ValueError(
-                f"init_from: {folder} has architecture {arch}, this run {net.config}; use the "
-                "same --features, --growth, --blocks, --layers and --shuffle"
-            )
+        sizes = "--features, --growth, --blocks, --layers and --shuffle"
+        state, card = starting_weights(folder, INIT_METHODS, net.config, "esrgan3d", sizes)
         self.initial_model = str(folder)
         self.initial_card = {k: card.get(k) for k in ("method", "command")}
         self.initial_card["val_psnr"] = card.get("metrics", {}).get("val_psnr")
-        return {k: v.float() for k, v in state.items()}
+        return state
 
     # -- the recipe ----------------------------------------------------------------------------
     def prepare(self):

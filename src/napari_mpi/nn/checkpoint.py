@@ -108,6 +108,31 @@ def load_checkpoint(
     return state, card
 
 
+def starting_weights(folder: str | PathLike, methods: tuple[str, ...] | list[str], config: dict,
+                     method: str, sizes: str) -> tuple[dict, dict]:  # fmt: skip
+    """The weights and card of model folder ``folder`` to start a ``method`` training from.
+
+    ValueError, each naming the folder and the ``init_from`` option: not a model folder; a
+    card of a method not in ``methods``; an architecture other than ``config`` (the new
+    network's), with ``sizes`` the command-line options that set it.
+    """
+    try:
+        state, card = load_checkpoint(folder)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"init_from: {folder}: not a model folder ({exc})") from None
+    if card.get("method") not in methods:
+        raise ValueError(
+            f"init_from: {folder} is a {card.get('method')!r} model; {method} starts from "
+            f"a {' or '.join(methods)} model"
+        )
+    arch = dict(card.get("architecture", {}))
+    if arch != config:
+        raise ValueError(
+            f"init_from: {folder} has architecture {arch}, this run {config}; use the same {sizes}"
+        )
+    return state, card
+
+
 def halve_checkpoint(directory: str | PathLike) -> Path:
     """Rewrite a checkpoint with float16 weights (half the file size); the card keeps
     everything and records ``"weights_dtype": "float16"``."""
