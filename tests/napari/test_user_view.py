@@ -28,8 +28,10 @@ def framed(viewer, layer) -> tuple[float, float]:
     size = hi - lo + np.asarray(layer.scale[-2:])  # voxel edges, not centres
     centre = (lo + hi) / 2
     canvas = np.asarray(viewer.canvas.size, float)  # (height, width) in pixels
-    visible = canvas / viewer.camera.zoom  # mm on screen
-    offset = float(np.max(np.abs(np.asarray(viewer.camera.center[-2:]) - centre) / size))
+    # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated there)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    visible = canvas / camera.zoom  # mm on screen
+    offset = float(np.max(np.abs(np.asarray(camera.center[-2:]) - centre) / size))
     return offset, float(np.min(visible / size))
 
 
