@@ -7,13 +7,14 @@ holding ``dccdm/`` and ``ddpm3d/``): the degraded input and the CNNs of DCCDM's 
 (``--cnns``, default EDSR-3D, 3D U-Net, ESRGAN-3D and CSDNet, shipped models, one run each
 on the same volumes), then ``ddpm3d`` and ``dccdm`` with one DDIM sample (20 steps,
 eta 0, seed 0), and ``dccdm`` as the mean of ``--samples`` samples on the first
-``--mean-count`` test volumes (the one-sample rows are repeated on those volumes for a like
-comparison). Reported per row: PSNR / SSIM / RMSE (mean +- std, ``napari_mpi.metrics`` as in
-bench_enhance), the degradation-consistency residual the method reports (for the input and
-the CNNs the same residual, computed with the dccdm model's surrogate), the time per
-volume (one thread per process); for the several-sample row also the mean per-voxel standard
-deviation and how well it predicts the error: the Pearson correlation of std with
-|x_hat - x_HR| over all voxels of all volumes, and the mean of the per-volume correlations.
+``--mean-count`` test volumes (``ddpm3d-mean``: the same for ``ddpm3d``; the one-sample
+rows are repeated on those volumes for a like comparison). Reported per row: PSNR / SSIM /
+RMSE (mean +- std, ``napari_mpi.metrics`` as in bench_enhance), the degradation-consistency
+residual (for every row the same residual, computed with the dccdm model's scan model; the
+one a diffusion method reports beside it), the time per volume (one thread per process);
+for the several-sample rows also the mean per-voxel standard deviation and how well it
+predicts the error: the Pearson correlation of std with |x_hat - x_HR| over all voxels of
+all volumes, and the mean of the per-volume correlations.
 
 Speed (``--speed``): one 32^3 sample at the default 20 steps on 2 threads (best of 3, after a
 warm-up), and a 48^3 volume in 32^3 tiles, also 2 threads.
@@ -119,7 +120,8 @@ def main() -> int:
     p.add_argument("--cnns", default="edsr3d,unet3d,esrgan3d,csdnet",
                    help="comma-separated CNN rows (shipped models; '' for none)")  # fmt: skip
     p.add_argument("--diffusion-rows", default="ddpm3d,dccdm,dccdm-mean",
-                   help="comma-separated diffusion rows: ddpm3d, dccdm, dccdm-mean")  # fmt: skip
+                   help="comma-separated diffusion rows: ddpm3d, dccdm, dccdm-mean, "
+                        "ddpm3d-mean (the baseline's mean row, a like comparison)")  # fmt: skip
     p.add_argument("--merge", action="store_true",
                    help="add the rows to those already in --json (rows run in another call, "
                         "on the same test volumes)")  # fmt: skip
@@ -161,6 +163,8 @@ def main() -> int:
                   len(test)),
         "dccdm-mean": (f"dccdm (mean of {args.samples})",
                        Sampler("dccdm", model("dccdm"), args.samples, args.steps), n_mean),
+        "ddpm3d-mean": (f"ddpm3d (mean of {args.samples})",
+                        Sampler("ddpm3d", model("ddpm3d"), args.samples, args.steps), n_mean),
     }  # fmt: skip
     wanted = [r.strip() for r in args.diffusion_rows.split(",") if r.strip()]
     unknown = sorted(set(wanted) - set(plan))
