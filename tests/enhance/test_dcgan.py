@@ -172,6 +172,57 @@ def test_a_cancelled_training_keeps_the_last_validated_model(tmp_path):
         1, 1, 40, 40)  # fmt: skip
 
 
+def _crops_of(image: np.ndarray, draws: int = 64, **changes) -> list[np.ndarray]:
+    """``draws`` whole-image crops of ``image`` as the recipe augments them."""
+    from types import SimpleNamespace
+
+    from napari_mpi.enhance.dcgan_recipe import DCGANRecipe
+
+    side = image.shape[0]
+    domains = SimpleNamespace(x=image[None], y=image[None], y_gain=1.0, card={})
+    val = (image[None], image[None])
+    recipe = DCGANRecipe(tiny_config(crop=side, batch=draws, **changes), domains, val)
+    recipe.rngs["data"] = np.random.default_rng(0)
+    return [(c[0] + 1) / 2 for c in recipe._crops(domains.x)]
+
+
+def test_augmentation_keeps_the_scan_direction_unless_turns_are_asked_for():
+    # an image with no symmetry: every transform of it is told apart
+    image = np.zeros((32, 32), dtype=np.float32)
+    image[4:9, 3:20] = 1.0
+    image[12:28, 22:25] = 0.5
+    kept = {"same": image, "y flip": image[::-1]}
+
+    def kind(crop):
+        return next((k for k, v in kept.items() if np.array_equal(crop, v)), "other")
+
+    default = [kind(c) for c in _crops_of(image)]
+    # only the flip across the scan direction (y): the relaxation tail stays along +x
+    assert set(default) == {"same", "y flip"}
+    turned = [kind(c) for c in _crops_of(image, augment_turns=True)]
+    assert "other" in turned  # x flips and 90-degree turns appear
+    assert {kind(c) for c in _crops_of(image, augment=False)} == {"same"}
+
+
+def test_the_moving_average_is_validated_and_written(tmp_path):
+    with pytest.raises(ValueError, match="ema"):
+        tiny_config(ema=1.0).check()
+    torch.set_num_threads(1)
+    from napari_mpi.progress import run
+
+    run(iter_train_dcgan(tiny_config(epochs=1, ema=0.5), tmp_path / "m"))
+    last = torch.load(tmp_path / "m" / "last.pt", weights_only=True)
+    written = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    raw, average = last["modules"]["model"], last["modules"]["ema"]
+    assert json.loads(last["json"])["extra"]["updates"] == 2
+    differs = False
+    for key, value in average.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(written[key].float(), value, rtol=1e-2, atol=1e-3)
+            differs |= not torch.allclose(value, raw[key])
+    assert differs  # the average is not the raw G
+
+
 def test_training_refuses_a_missing_or_wrong_phantom_file(tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["train", "dcgan", "--phantoms", str(tmp_path / "no.npz"), "-o", str(out)]) != 0

@@ -43,10 +43,16 @@ class DCGANConfig(TrainConfig):
     ``val_nrmse`` after a least-squares gain).
 
     Training: every step takes ``batch`` random ``crop`` x ``crop`` patches of each domain
-    (flips and 90-degree turns when ``augment``), updates both discriminators (LSGAN), then
+    (with ``augment``, flipped across the scan direction at random: the y flip is the one
+    transform that keeps the true PSF, whose relaxation tail points along +x and shifts the
+    native image by about 1 mm; x flips and 90-degree turns, ``augment_turns``, would show
+    G tails in four directions and leave it to guess which way to undo the shift), updates
+    both discriminators (LSGAN), then
     both generators and the projection heads with lambda_gan L_GAN + lambda_con L_con +
     lambda_idt L_idt (the paper's eq. 1; each term the mean of its two directions). Adam with
-    betas (``beta1``, 0.999), the papers' GAN setting.
+    betas (``beta1``, 0.999), the papers' GAN setting. With ``ema`` > 0 the moving average of
+    G's weights (decay ``ema``, warmed up over the first steps) is what validation scores and
+    ``model.pt`` holds; the raw G keeps training.
 
     The defaults (60 epochs of 100 steps of 2 crops of 96 x 96) train in about an hour on 2 CPU
     cores;
@@ -62,7 +68,21 @@ class DCGANConfig(TrainConfig):
     )  # fmt: skip
     steps_per_epoch: int = field(default=100, metadata=_meta("steps per epoch", min=1))
     crop: int = field(default=96, metadata=_meta("training crop side (pixels)", min=16))
-    augment: bool = field(default=True, metadata=_meta("random flips and 90-degree turns"))
+    augment: bool = field(
+        default=True,
+        metadata=_meta("random flips across the scan direction (y flips: the relaxation's "
+                       "tail stays along +x)"),
+    )  # fmt: skip
+    augment_turns: bool = field(
+        default=False,
+        metadata=_meta("with augment, also x flips and 90-degree turns (only for a PSF "
+                       "symmetric in x and y; wrong for relaxation along the scan)"),
+    )  # fmt: skip
+    ema: float = field(
+        default=0.0,
+        metadata=_meta("decay of G's weights' moving average, validated and written (0: "
+                       "none, the raw weights)", min=0.0, max=0.9999, step=1e-4),
+    )  # fmt: skip
     lr_schedule: str = field(
         default="cosine", metadata=_meta("learning-rate schedule", choices=LR_SCHEDULES)
     )
@@ -128,6 +148,8 @@ class DCGANConfig(TrainConfig):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.identity not in IDENTITIES:
             raise ValueError(f"identity must be one of {IDENTITIES}, got {self.identity!r}")
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema!r}")
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau!r}")
         if not 0 <= self.beta1 < 1:

@@ -23,6 +23,8 @@ One step (``batch`` crops of each domain; images [0, 1] mapped to [-1, 1]):
    generator of their domain (CUT's identity), or for ``"l1"`` (|G(y) - y| + |F(x) - x|) / 2
    (DCLGAN's).
 
+With ``ema`` > 0 a moving average of G (module ``ema``) is validated and written.
+
 Logged: ``loss`` (generators' total), ``loss_d``, ``loss_gan``, ``loss_con``, ``loss_idt``.
 Validation: G on the validation native images (whole 101 x 101 images), PSNR / SSIM / NRMSE
 against their phantoms after a least-squares gain (:func:`~napari_mpi.enhance.unpaired.scores`);
@@ -31,12 +33,13 @@ the checkpoint kept has the lowest ``val_nrmse``. Torch is imported in the metho
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
 
-from ..nn.training import Recipe, Stage, cosine_schedule
+from ..nn.training import Recipe, Stage, cosine_schedule, update_moving_average
 from ..progress import Progress, remap
 from .dcgan_config import DCGANConfig, parse_layers
 
@@ -75,6 +78,8 @@ class DCGANRecipe(Recipe):
         self.val_native = natives
         self.val_phantom = phantoms
         self.data = dict(data or {})
+        #: generator steps done (the moving average's warm-up)
+        self.updates = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray):
@@ -83,7 +88,8 @@ class DCGANRecipe(Recipe):
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
 
     def _crops(self, images: np.ndarray) -> np.ndarray:
-        """``batch`` random crops (B, 1, c, c) of ``images``, augmented, mapped to [-1, 1]."""
+        """``batch`` random crops (B, 1, c, c) of ``images``, augmented (y flips; with
+        ``augment_turns`` also x flips and 90-degree turns), mapped to [-1, 1]."""
         rng = self.rngs["data"]
         c = int(self.config.crop)
         out = np.empty((int(self.config.batch), 1, c, c), dtype=np.float32)
@@ -93,9 +99,12 @@ class DCGANRecipe(Recipe):
             top, left = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
             patch = images[i, top : top + c, left : left + c]
             if self.config.augment:
-                patch = np.rot90(patch, int(rng.integers(4)))
-                if rng.integers(2):
-                    patch = patch[:, ::-1]
+                if self.config.augment_turns:
+                    patch = np.rot90(patch, int(rng.integers(4)))
+                    if rng.integers(2):
+                        patch = patch[:, ::-1]
+                if rng.integers(2):  # across the scan direction: keeps the PSF
+                    patch = patch[::-1]
             out[b, 0] = patch
         return out * 2 - 1
 
@@ -117,6 +126,10 @@ class DCGANRecipe(Recipe):
         self.modules["heads_y"] = ProjectionHeads(channels, c.head_width)
         for m in self.modules.values():
             m.to(self.device)
+        if c.ema > 0:
+            average = copy.deepcopy(g)
+            average.requires_grad_(False)
+            self.modules["ema"] = average
         yield from ()
 
     def stages(self) -> list[Stage]:
@@ -194,6 +207,9 @@ class DCGANRecipe(Recipe):
         optimisers["generators"].zero_grad()
         loss.backward()
         optimisers["generators"].step()
+        self.updates += 1
+        if "ema" in m:
+            update_moving_average(m["ema"], G, c.ema, self.updates)
         return {"loss": loss.item(), "loss_d": loss_d.item(), "loss_gan": gan.item(),
                 "loss_con": con.item(), "loss_idt": idt.item()}  # fmt: skip
 
@@ -204,12 +220,22 @@ class DCGANRecipe(Recipe):
     def validate(self, epoch: int) -> dict:
         from .unpaired import scores
 
-        out = apply_generator(self.modules["model"], self.val_native, self.device)
+        out = apply_generator(self.network(), self.val_native, self.device)
         rows = [scores(o, p) for o, p in zip(out, self.val_phantom, strict=True)]
         return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
+    def network(self):
+        """G as validated and written: its moving average (``ema`` > 0), else the raw G."""
+        return self.modules.get("ema", self.modules["model"])
+
     def state_dict(self) -> dict:
-        return self.modules["model"].state_dict()
+        return self.network().state_dict()
+
+    def extra_state(self) -> dict:
+        return {"updates": self.updates}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.updates = int(state.get("updates", 0))
 
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         card = super().card(record, history, step, seconds)

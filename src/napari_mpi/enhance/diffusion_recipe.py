@@ -30,7 +30,7 @@ import copy
 
 import numpy as np
 
-from ..nn.training import Stage
+from ..nn.training import Stage, update_moving_average
 from .diffusion_config import DEFAULT_SIGMA, DCCDMConfig, DDPM3DConfig
 from .recipes import VolumeRecipe, _psnr
 
@@ -193,17 +193,10 @@ class DiffusionRecipe(VolumeRecipe):
                 "loss_dc": float(dc.item()), "loss_freq": float(freq.item())}  # fmt: skip
 
     def _update_ema(self) -> None:
-        import torch
-
         self.updates += 1
         ema = self.modules.get("ema")
-        if ema is None:
-            return
-        # warm-up: the average forgets its random start quickly over the first steps
-        decay = min(float(self.config.ema), (1 + self.updates) / (10 + self.updates))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), self.modules["model"].parameters(), strict=True):
-                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        if ema is not None:
+            update_moving_average(ema, self.modules["model"], self.config.ema, self.updates)
 
     def extra_state(self) -> dict:
         return {"updates": self.updates}

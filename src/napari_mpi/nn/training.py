@@ -294,6 +294,22 @@ class Recipe:
         """Restore :meth:`extra_state`."""
 
 
+def update_moving_average(average, model, decay: float, updates: int) -> None:
+    """One step of the weights' exponential moving average: average <- d average + (1 - d)
+    model, with d = min(``decay``, (1 + updates) / (10 + updates)) so that the average forgets
+    its random start over the first steps (``updates``: the steps done, this one included).
+    Buffers (e.g. batch-norm statistics) are copied. Both modules must share one
+    architecture."""
+    import torch
+
+    d = min(float(decay), (1 + updates) / (10 + updates))
+    with torch.no_grad():
+        for pa, p in zip(average.parameters(), model.parameters(), strict=True):
+            pa.mul_(d).add_(p.detach(), alpha=1 - d)
+        for ba, b in zip(average.buffers(), model.buffers(), strict=True):
+            ba.copy_(b)
+
+
 def cosine_schedule(optimiser, schedule: str, steps: int, lr: float) -> list:
     """[CosineAnnealingLR from ``lr`` to lr / 100 over ``steps``] for "cosine", [] for
     "constant" (or when there are no steps)."""
