@@ -33,20 +33,19 @@ the checkpoint kept has the lowest ``val_nrmse``. Torch is imported in the metho
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
 
-from ..nn.training import Recipe, Stage, cosine_schedule, update_moving_average
+from ..nn.training import MovingAverageMixin, Recipe, Stage, cosine_schedule
 from ..progress import Progress, remap
 from .dcgan_config import DCGANConfig, parse_layers
 
 __all__ = ["DCGANRecipe", "iter_train_dcgan", "summary"]
 
 
-class DCGANRecipe(Recipe):
+class DCGANRecipe(MovingAverageMixin, Recipe):
     """DC_GAN on unpaired domains (module docstring).
 
     Parameters
@@ -78,8 +77,6 @@ class DCGANRecipe(Recipe):
         self.val_native = natives
         self.val_phantom = phantoms
         self.data = dict(data or {})
-        #: generator steps done (the moving average's warm-up)
-        self.updates = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray):
@@ -126,10 +123,7 @@ class DCGANRecipe(Recipe):
         self.modules["heads_y"] = ProjectionHeads(channels, c.head_width)
         for m in self.modules.values():
             m.to(self.device)
-        if c.ema > 0:
-            average = copy.deepcopy(g)
-            average.requires_grad_(False)
-            self.modules["ema"] = average
+        self.start_moving_average(c.ema)
         yield from ()
 
     def stages(self) -> list[Stage]:
@@ -207,9 +201,7 @@ class DCGANRecipe(Recipe):
         optimisers["generators"].zero_grad()
         loss.backward()
         optimisers["generators"].step()
-        self.updates += 1
-        if "ema" in m:
-            update_moving_average(m["ema"], G, c.ema, self.updates)
+        self.step_moving_average(c.ema)
         return {"loss": loss.item(), "loss_d": loss_d.item(), "loss_gan": gan.item(),
                 "loss_con": con.item(), "loss_idt": idt.item()}  # fmt: skip
 
@@ -223,19 +215,6 @@ class DCGANRecipe(Recipe):
         out = apply_generator(self.network(), self.val_native, self.device)
         rows = [scores(o, p) for o, p in zip(out, self.val_phantom, strict=True)]
         return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-    def network(self):
-        """G as validated and written: its moving average (``ema`` > 0), else the raw G."""
-        return self.modules.get("ema", self.modules["model"])
-
-    def state_dict(self) -> dict:
-        return self.network().state_dict()
-
-    def extra_state(self) -> dict:
-        return {"updates": self.updates}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.updates = int(state.get("updates", 0))
 
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         card = super().card(record, history, step, seconds)

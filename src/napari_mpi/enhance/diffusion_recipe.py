@@ -26,11 +26,9 @@ fitted on the training pairs) and ``val_diffusion_mse`` (the diffusion loss at f
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
-from ..nn.training import Stage, update_moving_average
+from ..nn.training import MovingAverageMixin, Stage
 from .diffusion_config import DEFAULT_SIGMA, DCCDMConfig, DDPM3DConfig
 from .recipes import VolumeRecipe, _psnr
 
@@ -41,7 +39,7 @@ __all__ = ["SURROGATE_PAIRS", "DiffusionRecipe"]
 SURROGATE_PAIRS = 64
 
 
-class DiffusionRecipe(VolumeRecipe):
+class DiffusionRecipe(MovingAverageMixin, VolumeRecipe):
     """``ddpm3d`` or ``dccdm`` (by the config's class) on volume pairs.
 
     Parameters
@@ -64,7 +62,6 @@ class DiffusionRecipe(VolumeRecipe):
         super().__init__(config, train, val, method=method, data=data)
         self.physics = config.physics()
         self.sigma = tuple(self.physics.get("dc_sigma", DEFAULT_SIGMA))
-        self.updates = 0
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self):
@@ -79,10 +76,7 @@ class DiffusionRecipe(VolumeRecipe):
         if str(c.init_from or "").strip():
             net.load_state_dict(self._initial_weights(str(c.init_from).strip(), net))
         self.modules["model"] = net
-        if c.ema > 0:
-            ema = copy.deepcopy(net)
-            ema.requires_grad_(False)
-            self.modules["ema"] = ema
+        self.start_moving_average(c.ema)
         self.schedule = NoiseSchedule(c.timesteps, c.schedule)
         x, y = self.train_pairs
         n = min(SURROGATE_PAIRS, len(x))
@@ -188,28 +182,9 @@ class DiffusionRecipe(VolumeRecipe):
         optimisers["model"].zero_grad()
         loss.backward()
         optimisers["model"].step()
-        self._update_ema()
+        self.step_moving_average(self.config.ema)
         return {"loss": float(loss.item()), "loss_diffusion": float(diffusion.item()),
                 "loss_dc": float(dc.item()), "loss_freq": float(freq.item())}  # fmt: skip
-
-    def _update_ema(self) -> None:
-        self.updates += 1
-        ema = self.modules.get("ema")
-        if ema is not None:
-            update_moving_average(ema, self.modules["model"], self.config.ema, self.updates)
-
-    def extra_state(self) -> dict:
-        return {"updates": self.updates}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.updates = int(state.get("updates", 0))
-
-    def network(self):
-        """The network validated and written: the moving average, else the raw weights."""
-        return self.modules.get("ema", self.modules["model"])
-
-    def state_dict(self) -> dict:
-        return self.network().state_dict()
 
     # -- validation ----------------------------------------------------------------------------
     def sample(self, x, seed: int):

@@ -310,6 +310,47 @@ def update_moving_average(average, model, decay: float, updates: int) -> None:
             ba.copy_(b)
 
 
+class MovingAverageMixin:
+    """For a :class:`Recipe` that validates and writes a moving average of
+    ``modules["model"]``'s weights, kept as ``modules["ema"]`` (saved in ``last.pt`` with the
+    other modules). Call :meth:`start_moving_average` in ``prepare`` and
+    :meth:`step_moving_average` after each optimisation step; :attr:`updates` (the steps done,
+    the warm-up's clock) is saved as the extra state. Put it before :class:`Recipe` in the
+    bases."""
+
+    #: optimisation steps done
+    updates: int = 0
+
+    def start_moving_average(self, decay: float) -> None:
+        """Add ``modules["ema"]``, a frozen copy of ``modules["model"]``, when ``decay`` > 0."""
+        import copy
+
+        if decay > 0:
+            average = copy.deepcopy(self.modules["model"])
+            average.requires_grad_(False)
+            self.modules["ema"] = average
+
+    def step_moving_average(self, decay: float) -> None:
+        """Count one step and move the average towards the model (:func:`update_moving_average`)."""
+        self.updates += 1
+        average = self.modules.get("ema")
+        if average is not None:
+            update_moving_average(average, self.modules["model"], decay, self.updates)
+
+    def network(self):
+        """The network validated and written: the moving average, else the raw weights."""
+        return self.modules.get("ema", self.modules["model"])
+
+    def state_dict(self) -> dict:
+        return self.network().state_dict()
+
+    def extra_state(self) -> dict:
+        return {"updates": self.updates}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.updates = int(state.get("updates", 0))
+
+
 def cosine_schedule(optimiser, schedule: str, steps: int, lr: float) -> list:
     """[CosineAnnealingLR from ``lr`` to lr / 100 over ``steps``] for "cosine", [] for
     "constant" (or when there are no steps)."""
