@@ -49,11 +49,11 @@ def test_dcgan_beats_nominal_psf_deconvolution_in_ssim_and_psnr_on_two_tubes(tub
     gan_ssim = np.mean([scores(g, phantom)["ssim"] for g in gan])
     rl_ssim = np.mean([scores(r, phantom)["ssim"] for r in rl])
     native_psnr = np.mean([scores(n, phantom)["psnr"] for n in natives])
-    assert gan_ssim > rl_ssim + 0.25  # benchmark: 0.725 against 0.203
+    assert gan_ssim > rl_ssim + 0.25  # benchmark: 0.757 against 0.203
     gan_psnr = np.mean([scores(g, phantom)["psnr"] for g in gan])
     rl_psnr = np.mean([scores(r, phantom)["psnr"] for r in rl])
     assert gan_psnr > native_psnr
-    assert gan_psnr > rl_psnr + 1.5  # benchmark: 13.26 against 10.74 dB
+    assert gan_psnr > rl_psnr + 2.5  # benchmark: 13.69 against 10.74 dB (these draws: +2.9)
 
 
 def test_dcgan_separates_a_gap_the_native_image_and_nominal_rl_leave_merged(tubes):
