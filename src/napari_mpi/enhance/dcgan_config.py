@@ -56,9 +56,10 @@ class DCGANConfig(TrainConfig):
 
     The defaults: 40 epochs of 100 steps of 2 crops of 96 x 96, and a moving average of G
     (decay 0.999, about the last 10 epochs; after epoch 6 the raw G's validation PSNR swung
-    by up to 1.2 dB from one epoch to the next, the average's by at most 0.5 dB). They took
-    83 min on one thread beside another run; on 2 CPU cores about 35 min (an estimate: 60
-    epochs took 52 min at two threads). The loss weights are CUT's (con 1, GAN 1, idt 1;
+    by up to 1.2 dB from one epoch to the next, the average's by at most 0.5 dB). They train
+    in about an hour on 2 CPU cores (session 18, two threads: about 7 min making the domains,
+    then about 80 s per epoch, timed over epochs 4-8; 53 min for 40 epochs) and took 83 min
+    on one thread beside another run. The loss weights are CUT's (con 1, GAN 1, idt 1;
     temperature 0.07). Session 18 measured 40 epochs and the average against 20 epochs with
     and without it (the shipped model's TRAINING.md).
     """
