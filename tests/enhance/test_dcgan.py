@@ -105,6 +105,11 @@ def test_nce_layers_parse_and_bad_configs_are_refused_by_name():
                            "nce_layers"), ({"crop": 8}, "crop"), ({"tau": 0.0}, "tau"),
                            ({"lambda_con": -1.0}, "lambda_con"), ({"beta1": 1.0}, "beta1"),
                            ({"snr_range": (40.0, 30.0)}, "snr_range"),
+                           ({"phantom_scale": (0.0, 1.0)}, "phantom_scale"),
+                           ({"phantom_scale": (0.8, 0.5)}, "phantom_scale"),
+                           ({"phantom_scale": (0.5, 1.5)}, "phantom_scale"),
+                           ({"val_snr2_db": 40.0}, "val_snr2_db"),
+                           ({"phantom_shift": 1.0}, "phantom_shift"),
                            ({"identity": "cycle"}, "identity"),
                            ({"blur": "relaxation_time=-1"}, "relaxation_time")):  # fmt: skip
         with pytest.raises(ValueError, match=field):
@@ -221,6 +226,23 @@ def test_the_moving_average_is_validated_and_written(tmp_path):
             torch.testing.assert_close(written[key].float(), value, rtol=1e-2, atol=1e-3)
             differs |= not torch.allclose(value, raw[key])
     assert differs  # the average is not the raw G
+
+
+def test_validation_at_two_snrs_scores_both_and_records_each(tmp_path):
+    torch.set_num_threads(1)
+    from napari_mpi.progress import run
+
+    card = run(iter_train_dcgan(tiny_config(epochs=1, val_snr2_db=20.0,
+                                            phantom_scale=(0.5, 0.8), phantom_shift=0.1),
+                                tmp_path / "m"))  # fmt: skip
+    m = card["metrics"]
+    assert card["data"]["val_images"] == 4  # val_images at each of the two SNRs
+    assert card["data"]["val"].endswith("at 40 and 20 dB")
+    assert card["data"]["phantom_scale"] == [0.5, 0.8] and card["data"]["phantom_shift"] == 0.1
+    # the score is the mean over both sets, each set's own mean recorded beside it
+    assert m["val_psnr"] == pytest.approx((m["val_psnr_40dB"] + m["val_psnr_20dB"]) / 2)
+    assert m["val_psnr_40dB"] != m["val_psnr_20dB"]
+    assert {"val_ssim_40dB", "val_ssim_20dB"} <= set(m)
 
 
 def test_training_refuses_a_missing_or_wrong_phantom_file(tmp_path, capsys):

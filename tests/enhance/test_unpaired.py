@@ -91,6 +91,69 @@ def test_procedural_phantoms_vary_and_stay_in_zero_one():
     np.testing.assert_array_equal(a, phantom(None, "train", 0, size=SMALL))
 
 
+def test_shrunk_phantoms_are_smaller_placed_at_random_and_deterministic(digits_file):
+    from napari_mpi.enhance.unpaired import load_phantoms
+
+    digits = load_phantoms(digits_file, "train")
+    for source in (digits, None):
+        full = phantom(source, "train", 3, size=SMALL)
+        np.testing.assert_array_equal(full, phantom(source, "train", 3, size=SMALL,
+                                                    scale_range=(1.0, 1.0)))  # fmt: skip
+        small = [phantom(source, "train", i, size=SMALL, scale_range=(0.4, 0.6)) for i in range(6)]
+        for i, img in enumerate(small):
+            assert img.shape == (SMALL, SMALL) and img.max() == pytest.approx(1.0)
+            assert img.min() >= 0
+            np.testing.assert_array_equal(img, phantom(source, "train", i, size=SMALL,
+                                                       scale_range=(0.4, 0.6)))  # fmt: skip
+            rows, cols = np.nonzero(img)
+            # nothing outside a square of at most 0.6 x SMALL (+1 for rounding)
+            assert np.ptp(rows) <= 0.6 * SMALL + 1 and np.ptp(cols) <= 0.6 * SMALL + 1
+        if source is not None:  # the same digit shrunk covers fewer pixels
+            assert (small[3] > 0.5).sum() < (full > 0.5).sum()
+        centres = {tuple(np.round(np.argwhere(img > 0).mean(axis=0))) for img in small}
+        assert len(centres) > 3  # placed at random, not all at the centre
+    for bad in ((0.0, 0.5), (0.7, 0.5), (0.5, 1.2)):
+        with pytest.raises(ValueError, match="scale_range"):
+            phantom(digits, "train", 0, size=SMALL, scale_range=bad)
+    d = run(iter_make_domains(digits_file, XSpaceBlur(), 4, y_iterations=5, size=SMALL,
+                              scale_range=(0.5, 0.5), shift=0.2))  # fmt: skip
+    assert d.card["phantom_scale"] == [0.5, 0.5] and d.x.shape == (2, SMALL, SMALL)
+    assert d.card["phantom_shift"] == 0.2
+
+
+def test_shifted_phantoms_move_by_whole_pixels_and_are_cut_at_the_edge():
+    img = np.zeros((28, 28))
+    img[4:24, 10:18] = 1.0  # a bar, 20 x 8 pixels of 28
+    digits = np.stack([img] * 30)
+    full = phantom(digits, "train", 0, size=SMALL)
+    moved = [phantom(digits, "train", i, size=SMALL, shift=0.4) for i in range(30)]
+    reach = round(0.4 * SMALL)
+    cut = 0
+    for i, m in enumerate(moved):
+        np.testing.assert_array_equal(m, phantom(digits, "train", i, size=SMALL, shift=0.4))
+        assert m.max() == pytest.approx(1.0) and m.sum() <= full.sum() + 1e-3
+        # a pure translation of the centred bar, by at most reach pixels along each axis
+        (r0, c0), (r1, c1) = np.argwhere(full > 0.5).min(0), np.argwhere(m > 0.5).min(0)
+        assert abs(int(r1) - int(r0)) <= reach and abs(int(c1) - int(c0)) <= reach
+        cut += m.sum() < full.sum() - 1.0
+    assert cut >= 3  # some are moved partly out of the FOV, what left it is gone
+    assert len({m.tobytes() for m in moved}) > 10  # the moves differ from phantom to phantom
+    np.testing.assert_array_equal(phantom(digits, "train", 0, size=SMALL, shift=0.0), full)
+    # along y only (across the scan direction): the columns stay where they were
+    cols = np.flatnonzero(full.max(axis=0) > 0.5)
+    along_y = [
+        phantom(digits, "train", i, size=SMALL, shift=0.4, shift_axes="y") for i in range(30)
+    ]
+    for m in along_y:
+        np.testing.assert_array_equal(np.flatnonzero(m.max(axis=0) > 0.5), cols)
+    assert len({m.tobytes() for m in along_y}) > 10
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="shift"):
+            phantom(digits, "train", 0, size=SMALL, shift=bad)
+    with pytest.raises(ValueError, match="shift_axes"):
+        phantom(digits, "train", 0, size=SMALL, shift=0.1, shift_axes="z")
+
+
 def test_scores_fit_the_gain_so_units_do_not_matter():
     rng = np.random.default_rng(0)
     ph = np.zeros((32, 32))
@@ -117,3 +180,9 @@ def test_the_tube_criterion_resolves_the_phantom_and_not_a_blurred_pair():
     flat = dip_ratio(np.ones(101), 2.0e-3)
     assert flat["dip"] == pytest.approx(1.0) and not flat["resolved"]
     assert np.isnan(dip_ratio(np.zeros(101), 2.0e-3)["dip"])
+    # one hump between the tubes: both windows find the same maximum, a dip of 1, not nan
+    left, right = tube_centres(1.0e-3)
+    hump = np.exp(-0.5 * ((np.arange(101) - (left + right) / 2) / 3.0) ** 2)
+    one = dip_ratio(hump, 1.0e-3)
+    assert one["peak_left_px"] == one["peak_right_px"]
+    assert one["dip"] == 1.0 and not one["resolved"]

@@ -39,8 +39,13 @@ class DCGANConfig(TrainConfig):
     (native, first half) and Y (deconvolved with the true PSF, second half), scan ``blur``
     (:meth:`~napari_mpi.simulation.psf_mismatch.XSpaceBlur.parse`), native SNR uniform in
     ``snr_range`` dB, Y made at ``y_snr_db`` with ``y_iterations`` RL iterations;
-    ``val_images`` (native, phantom) pairs of the validation split pick the checkpoint (lowest
-    ``val_nrmse`` after a least-squares gain).
+    ``val_images`` (native, phantom) pairs of the validation split at ``val_snr_db`` (and as
+    many again at ``val_snr2_db`` when it is not 0) pick the checkpoint (lowest mean
+    ``val_nrmse`` after a least-squares gain; per-SNR PSNR / SSIM are recorded as
+    ``val_psnr_40dB`` and so on). ``phantom_scale`` below (1, 1) shrinks each training
+    phantom by a random factor (thinner strokes and gaps than a digit filling the FOV);
+    ``phantom_shift`` moves it partly out of the FOV (structures cut by the FOV's edge) along
+    ``phantom_shift_axes``.
 
     Training: every step takes ``batch`` random ``crop`` x ``crop`` patches of each domain
     (with ``augment``, flipped across the scan direction at random: the y flip is the one
@@ -101,6 +106,24 @@ class DCGANConfig(TrainConfig):
     train_images: int = field(
         default=1600, metadata=_meta("training phantoms (half domain X, half domain Y)", min=2)
     )
+    phantom_scale: tuple[float, float] = field(
+        default=(1.0, 1.0),
+        metadata=_meta("training phantoms shrunk by a factor uniform in (low, high), placed at "
+                       "random (1 1: the digit fills the FOV, the paper)",
+                       labels=("phantom scale from", "phantom scale to")),
+    )  # fmt: skip
+    phantom_shift: float = field(
+        default=0.0,
+        metadata=_meta("training phantoms moved by up to +- this fraction of the FOV along each "
+                       "axis, what leaves it cut off (0: centred, the paper)", min=0.0,
+                       max=0.99, step=0.05),
+    )  # fmt: skip
+    phantom_shift_axes: str = field(
+        default="yx",
+        metadata=_meta("axes phantom_shift moves along: yx, y (across the scan direction: "
+                       "keeps digits centred along x, the scan) or x",
+                       choices=("yx", "y", "x")),
+    )  # fmt: skip
     val_images: int = field(default=50, metadata=_meta("validation pairs", min=1))
     snr_range: tuple[float, float] = field(
         default=(30.0, 45.0), metadata=_meta("native images' SNR, uniform in (low, high) dB")
@@ -111,6 +134,11 @@ class DCGANConfig(TrainConfig):
         default=400, metadata=_meta("RL iterations of domain Y (true PSF)", min=1)
     )
     val_snr_db: float = field(default=40.0, metadata=_meta("SNR (dB) of the validation pairs"))
+    val_snr2_db: float = field(
+        default=0.0,
+        metadata=_meta("a second validation SNR (dB): val_images more pairs at it, the "
+                       "checkpoint chosen on both (0: none)"),
+    )  # fmt: skip
     width: int = field(default=16, metadata=_meta("generator stem channels", min=1))
     blocks: int = field(default=6, metadata=_meta("generator residual blocks", min=1))
     d_width: int = field(default=32, metadata=_meta("discriminator first-layer channels", min=1))
@@ -161,6 +189,16 @@ class DCGANConfig(TrainConfig):
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        lo, hi = self.phantom_scale
+        if not (0 < lo <= hi <= 1):
+            raise ValueError(f"phantom_scale must be (low, high) with 0 < low <= high <= 1, "
+                             f"got {self.phantom_scale!r}")  # fmt: skip
+        if not 0 <= float(self.phantom_shift) < 1:
+            raise ValueError(f"phantom_shift must be in [0, 1) (a fraction of the FOV), got "
+                             f"{self.phantom_shift!r}")  # fmt: skip
+        if self.val_snr2_db and float(self.val_snr2_db) == float(self.val_snr_db):
+            raise ValueError(f"val_snr2_db must differ from val_snr_db ({self.val_snr_db}) or be "
+                             f"0, got {self.val_snr2_db!r}")  # fmt: skip
         lo, hi = self.snr_range
         if not (lo <= hi):
             raise ValueError(f"snr_range must be (low, high) with low <= high, got "

@@ -57,12 +57,23 @@ class DCGANRecipe(MovingAverageMixin, Recipe):
         (native, phantom) validation pairs, each (n, H, W).
     data : dict or None
         How the data were made (copied into the card).
+    val_snr : ndarray or None
+        The SNR (dB) of each validation pair, shape (n,); with two or more values validation
+        also records ``val_psnr_<snr>dB`` and ``val_ssim_<snr>dB`` (the checkpoint is still
+        chosen on the mean ``val_nrmse`` over every pair).
     """
 
     method = "dcgan"
     score_key = "val_nrmse"
 
-    def __init__(self, config: DCGANConfig, domains, val, data: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: DCGANConfig,
+        domains,
+        val,
+        data: dict | None = None,
+        val_snr: np.ndarray | None = None,
+    ) -> None:
         super().__init__(config)
         config.check()
         self.domains = domains
@@ -76,6 +87,10 @@ class DCGANRecipe(MovingAverageMixin, Recipe):
             raise ValueError("dcgan: validation needs (native, phantom) stacks of one shape")
         self.val_native = natives
         self.val_phantom = phantoms
+        if val_snr is not None and len(val_snr) != len(natives):
+            raise ValueError(f"dcgan: val_snr has {len(val_snr)} entries for {len(natives)} "
+                             f"validation pairs")  # fmt: skip
+        self.val_snr = None if val_snr is None else np.asarray(val_snr, dtype=np.float64)
         self.data = dict(data or {})
 
     # -- helpers -----------------------------------------------------------------------------
@@ -214,7 +229,14 @@ class DCGANRecipe(MovingAverageMixin, Recipe):
 
         out = apply_generator(self.network(), self.val_native, self.device)
         rows = [scores(o, p) for o, p in zip(out, self.val_phantom, strict=True)]
-        return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        metrics = {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        snrs = np.unique(self.val_snr) if self.val_snr is not None else ()
+        if len(snrs) > 1:  # the mean over every pair scores; each SNR's own means recorded
+            for snr in snrs:
+                mine = [r for r, s in zip(rows, self.val_snr, strict=True) if s == snr]
+                for k in ("psnr", "ssim"):
+                    metrics[f"val_{k}_{snr:g}dB"] = float(np.mean([r[k] for r in mine]))
+        return metrics
 
     def card(self, record: dict, history: list[dict], step: int, seconds: float) -> dict:
         card = super().card(record, history, step, seconds)
@@ -287,15 +309,19 @@ def iter_train_dcgan(
     blur = XSpaceBlur.parse(config.blur)
     work = iter_make_domains(
         phantoms, blur, config.train_images, config.seed, tuple(config.snr_range),
-        config.y_snr_db, config.y_iterations,
+        config.y_snr_db, config.y_iterations, scale_range=tuple(config.phantom_scale),
+        shift=config.phantom_shift, shift_axes=config.phantom_shift_axes,
     )  # fmt: skip
     domains = yield from remap(work, lambda p: Progress(p.done, p.total, p.message,
                                                         {"phase": "making samples"}))  # fmt: skip
-    val_blur = XSpaceBlur(**{**blur.to_dict(), "snr_db": config.val_snr_db})
-    val = make_paired(phantoms, "val", val_blur, config.val_images, config.seed)
+    snrs = [float(config.val_snr_db)] + ([float(config.val_snr2_db)] if config.val_snr2_db else [])
+    pairs = [make_paired(phantoms, "val", XSpaceBlur(**{**blur.to_dict(), "snr_db": snr}),
+                         config.val_images, config.seed) for snr in snrs]  # fmt: skip
+    val = tuple(np.concatenate([p[k] for p in pairs]) for k in (0, 1))
+    val_snr = np.repeat(snrs, config.val_images)
     data = {**domains.card, "val": f"validation split images 0..{config.val_images - 1} at "
-            f"{config.val_snr_db} dB"}  # fmt: skip
-    recipe = DCGANRecipe(config, domains, val, data)
+            f"{' and '.join(f'{s:g}' for s in snrs)} dB"}  # fmt: skip
+    recipe = DCGANRecipe(config, domains, val, data, val_snr)
     return (yield from iter_train(recipe, output, half=True))
 
 

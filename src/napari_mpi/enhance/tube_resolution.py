@@ -62,7 +62,8 @@ def dip_ratio(
     grid: Grid | None = None,
 ) -> dict[str, float | bool]:
     """``{"dip", "resolved", "peak_left_px", "peak_right_px"}`` of a profile across the tubes
-    (module docstring). dip is nan when a peak is not positive."""
+    (module docstring). dip is nan when a peak is not positive, and 1 (one hump, no valley)
+    when both tubes' windows find their maximum at the same pixel."""
     p = np.asarray(profile, dtype=np.float64)
     grid = grid or image_grid()
     left, right = tube_centres(gap, diameter, grid)
@@ -75,8 +76,10 @@ def dip_ratio(
 
     i, j = peak(left), peak(right)
     low = min(p[i], p[j])
-    if not low > 0 or j <= i:
+    if not low > 0:
         return {"dip": float("nan"), "resolved": False, "peak_left_px": i, "peak_right_px": j}
+    if j <= i:  # one maximum in the windows' overlap: a single hump, nothing between peaks
+        return {"dip": 1.0, "resolved": False, "peak_left_px": i, "peak_right_px": j}
     dip = float(p[i : j + 1].min() / low)
     return {"dip": dip, "resolved": bool(dip <= RAYLEIGH_DIP), "peak_left_px": i,
             "peak_right_px": j}  # fmt: skip

@@ -18,7 +18,10 @@ Domains (:func:`make_domains`), for ``count`` training phantoms:
   MATLAB simulation does). No image in X has its partner in Y.
 
 By default ``count`` = 1600: the first 1,600 images of MNIST's training part (0-8099), 800 per
-domain. Validation (:func:`make_paired`, split "val", images 8100+) and tests (split "test",
+domain, each filling the FOV; with a ``scale_range`` below 1 each training phantom is shrunk
+and placed at random (thinner strokes, smaller gaps), with a ``shift`` moved partly out of the
+FOV (structures cut by its edge); validation and test phantoms are never shrunk or moved.
+Validation (:func:`make_paired`, split "val", images 8100+) and tests (split "test",
 9000+) are (native, phantom) pairs. Every image is divided by its own maximum (the network
 sees [0, 1] images; a deconvolution's gain over its input, ``y_gain``, is recorded).
 
@@ -57,6 +60,8 @@ _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 PROCEDURAL_COUNTS = {"train": 4000, "val": 200, "test": 400}
 #: kinds of the phantom mix used for procedural phantoms (no digit file)
 PROCEDURAL_KINDS = ("strokes", "points", "tubes", "vessels")
+#: axes a training phantom may be moved along (:func:`phantom`)
+SHIFT_AXES = ("yx", "y", "x")
 #: default RL iterations of domain Y (true PSF, accelerated)
 Y_ITERATIONS = 400
 
@@ -82,21 +87,68 @@ def load_phantoms(source: str | Path | None, split: str) -> np.ndarray | None:
 
 
 def phantom(
-    digits: np.ndarray | None, split: str, index: int, seed: int = 0, size: int = SIZE
+    digits: np.ndarray | None,
+    split: str,
+    index: int,
+    seed: int = 0,
+    size: int = SIZE,
+    scale_range: tuple[float, float] = (1.0, 1.0),
+    shift: float = 0.0,
+    shift_axes: str = "yx",
 ) -> np.ndarray:
     """Phantom ``index`` of ``split``: digit ``index`` resized to size x size (max 1), or a
-    procedural shape drawn with (seed, split, index). float32 (size, size)."""
+    procedural shape drawn with (seed, split, index). float32 (size, size).
+
+    ``scale_range`` (low, high), 0 < low <= high <= 1: the phantom is shrunk by a factor drawn
+    uniformly from it (side ``round(s * size)`` pixels, strokes and gaps thinner by ``s``) and
+    placed at a random position on the size x size FOV (both from (seed, split, index)); (1, 1),
+    the default, is the paper's digit filling the FOV.
+
+    ``shift`` in [0, 1): the phantom is then moved by a whole number of pixels drawn uniformly
+    from +-``shift * size`` along each axis of ``shift_axes`` ("yx", "y" or "x"; from (seed,
+    split, index)), what leaves the FOV cut off: structures that reach the FOV's edge, as a
+    tube running through it does (a digit that fills the FOV never does)."""
+    lo, hi = (float(v) for v in scale_range)
+    if not (0 < lo <= hi <= 1):
+        raise ValueError(f"phantom: scale_range must be (low, high) with 0 < low <= high <= 1, "
+                         f"got {scale_range!r}")  # fmt: skip
+    if not 0 <= float(shift) < 1:
+        raise ValueError(f"phantom: shift must be in [0, 1) (a fraction of the FOV), got {shift!r}")
+    if shift_axes not in SHIFT_AXES:
+        raise ValueError(f"phantom: shift_axes must be one of {SHIFT_AXES}, got {shift_axes!r}")
+    side = size
+    if lo < 1:
+        place = _rng(seed, split, index, stream=2)
+        side = max(8, min(size, round(float(place.uniform(lo, hi)) * size)))
     if digits is not None:
         from skimage.transform import resize
 
         img = np.asarray(digits[index], dtype=np.float64)
-        out = resize(img, (size, size), order=1, anti_aliasing=True, mode="constant")
+        out = resize(img, (side, side), order=1, anti_aliasing=True, mode="constant")
     else:
         from ..simulation.phantom_mix import mix_phantom
 
         rng = _rng(seed, split, index, stream=1)
         kind = PROCEDURAL_KINDS[int(rng.integers(len(PROCEDURAL_KINDS)))]
         out = mix_phantom(kind, image_grid(size), rng)[0]
+        if side < size:
+            from skimage.transform import resize
+
+            out = resize(out, (side, side), order=1, anti_aliasing=True, mode="constant")
+    if side < size:
+        top, left = (int(place.integers(size - side + 1)) for _ in range(2))
+        canvas = np.zeros((size, size), dtype=np.float64)
+        canvas[top : top + side, left : left + side] = out
+        out = canvas
+    if shift > 0:
+        reach = round(float(shift) * size)
+        dy, dx = (int(v) for v in _rng(seed, split, index, stream=3).integers(-reach, reach + 1, 2))
+        dy, dx = (dy if "y" in shift_axes else 0), (dx if "x" in shift_axes else 0)
+        moved = np.zeros_like(out)
+        moved[max(dy, 0) : size + min(dy, 0), max(dx, 0) : size + min(dx, 0)] = out[
+            max(-dy, 0) : size + min(-dy, 0), max(-dx, 0) : size + min(-dx, 0)
+        ]
+        out = moved if moved.max() > 0 else out  # never an empty phantom
     out = np.clip(out, 0, None)
     peak = float(out.max())
     return (out / peak if peak > 0 else out).astype(np.float32)
@@ -146,8 +198,13 @@ def iter_make_domains(
     y_snr_db: float | None = 40.0,
     y_iterations: int = Y_ITERATIONS,
     size: int = SIZE,
+    scale_range: tuple[float, float] = (1.0, 1.0),
+    shift: float = 0.0,
+    shift_axes: str = "yx",
 ) -> Generator[Progress, None, UnpairedDomains]:
-    """Make the two domains (module docstring), yielding progress every 50 images."""
+    """Make the two domains (module docstring), yielding progress every 50 images; each
+    training phantom shrunk by a factor drawn from ``scale_range`` and moved by up to
+    ``shift`` of the FOV along ``shift_axes`` (:func:`phantom`)."""
     from .deconvolution import richardson_lucy_array
 
     if int(count) < 2:
@@ -171,7 +228,7 @@ def iter_make_domains(
     xs, ys, gains = [], [], []
     total = 2 * half
     for k, i in enumerate(np.concatenate([x_index, y_index]), start=1):
-        p = phantom(digits, "train", int(i), seed, size)
+        p = phantom(digits, "train", int(i), seed, size, scale_range, shift, shift_axes)
         rng = _rng(seed, "train", int(i))
         in_x = k <= half
         snr = _snr(rng, snr_range) if in_x else y_snr_db
@@ -200,6 +257,9 @@ def iter_make_domains(
         "y_iterations": int(y_iterations),
         "blur": blur.to_dict(),
         "seed": int(seed),
+        "phantom_scale": [float(v) for v in scale_range],
+        "phantom_shift": float(shift),
+        "phantom_shift_axes": shift_axes,
         "scale": "every image / its own maximum",
     }
     gain = float(np.median(gains))
